@@ -1,0 +1,1 @@
+"""The device-facing side: listeners that accept writes, and SIM identity by session address."""

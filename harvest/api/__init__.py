@@ -1,0 +1,1 @@
+"""The SORACOM-compatible management API under ``/v1`` (spec A4)."""

@@ -1,0 +1,101 @@
+"""Authentication and the operator (SORACOM operationIds ``auth``, ``logout``,
+``getOperator``, ``generateAuthToken``) and the middleware that checks every other call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from harvest import errors
+from harvest.api import views
+from harvest.context import REGISTRY, TOKEN
+from harvest.errors import HarvestError
+from harvest.registry import TOKEN_TIMEOUT_DEFAULT_S, TOKEN_TIMEOUT_MAX_S
+from harvest.web import Handler, json_response, read_json_object
+
+#: Calls that need no API key and token (OpenAPI: ``auth`` has no security requirement).
+OPEN_PATHS = frozenset({"/v1/auth"})
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """401 ``AUM0001`` unless ``X-Soracom-API-Key`` and ``X-Soracom-Token`` are live (spec A4)."""
+    if request.path not in OPEN_PATHS:
+        request[TOKEN] = request.config_dict[REGISTRY].check_token(
+            request.headers.get("X-Soracom-API-Key"), request.headers.get("X-Soracom-Token")
+        )
+    return await handler(request)
+
+
+def _timeout(body: dict[str, Any]) -> int:
+    value = body.get("tokenTimeoutSeconds", TOKEN_TIMEOUT_DEFAULT_S)
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not (1 <= value <= TOKEN_TIMEOUT_MAX_S)
+    ):
+        raise HarvestError(
+            errors.INVALID_BODY,
+            f"tokenTimeoutSeconds must be an integer from 1 to {TOKEN_TIMEOUT_MAX_S}.",
+        )
+    return value
+
+
+def _text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise HarvestError(errors.INVALID_BODY, f"{name} must be a string.")
+    return value
+
+
+async def auth(request: web.Request) -> web.Response:
+    """``POST /auth`` with an auth key, or root email and password (SAM users: not emulated)."""
+    registry = request.config_dict[REGISTRY]
+    body = await read_json_object(request)
+    timeout = _timeout(body)
+    key_id, key = _text(body, "authKeyId"), _text(body, "authKey")
+    email, password = _text(body, "email"), _text(body, "password")
+    if key_id is not None and key is not None:
+        operator_id = registry.authenticate_key(key_id, key)
+    elif email is not None and password is not None:
+        operator_id = registry.authenticate_root(email, password)
+    else:
+        operator_id = None
+    if operator_id is None:
+        raise HarvestError(errors.INVALID_CREDENTIALS)
+    token = await registry.issue_token(operator_id, timeout)
+    return json_response(
+        {"apiKey": token.api_key, "operatorId": token.operator_id, "token": token.token}
+    )
+
+
+async def logout(request: web.Request) -> web.Response:
+    """``POST /auth/logout``: the API key and token of this call stop working."""
+    await request.config_dict[REGISTRY].revoke(request[TOKEN])
+    return web.Response(status=204)
+
+
+def own_operator(request: web.Request) -> str:
+    """The path's operator id, which must be the caller's own (400 otherwise, as SORACOM)."""
+    operator_id = request.match_info["operator_id"]
+    if operator_id != request[TOKEN].operator_id:
+        raise HarvestError(errors.INVALID_OPERATOR_ID)
+    return operator_id
+
+
+async def get_operator(request: web.Request) -> web.Response:
+    operator = request.config_dict[REGISTRY].operator(own_operator(request))
+    if operator is None:
+        raise HarvestError(errors.INVALID_OPERATOR_ID)
+    return json_response(views.operator(operator))
+
+
+async def generate_auth_token(request: web.Request) -> web.Response:
+    """``POST /operators/{id}/token``: a new token for the same API key."""
+    operator_id = own_operator(request)
+    body = await read_json_object(request, required=False)
+    token = await request.config_dict[REGISTRY].issue_token(
+        operator_id, _timeout(body), api_key=request[TOKEN].api_key
+    )
+    return json_response({"token": token.token})

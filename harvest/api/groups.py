@@ -1,0 +1,181 @@
+"""Groups and their configuration (SORACOM operationIds ``createGroup``, ``listGroups``,
+``getGroup``, ``deleteGroup``, ``putConfigurationParameters``, ``deleteConfigurationNamespace``,
+``deleteConfigurationParameter``, ``listSubscribersInGroup``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from harvest import errors
+from harvest.api import views
+from harvest.api.listing import keyset_page, matches_tag, tag_filter
+from harvest.context import REGISTRY, TOKEN
+from harvest.domain import CONFIGURATION_NAMESPACES, Group
+from harvest.errors import HarvestError
+from harvest.web import json_response, read_json, read_json_object
+
+GROUP_PAGE_MAX = 1000
+GROUP_PAGE_DEFAULT = 100
+
+
+def _namespace(request: web.Request) -> str:
+    namespace = request.match_info["namespace"]
+    if namespace not in CONFIGURATION_NAMESPACES:
+        raise HarvestError(
+            errors.INVALID_PARAMETER,
+            f"'namespace' must be one of {', '.join(sorted(CONFIGURATION_NAMESPACES))}, "
+            f"not {namespace!r}.",
+        )
+    return namespace
+
+
+def _tags(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise HarvestError(errors.INVALID_BODY, "tags must be an object of strings.")
+    return {str(k): v for k, v in value.items()}
+
+
+def _configuration(value: Any) -> dict[str, dict[str, Any]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise HarvestError(errors.INVALID_BODY, "configuration must map namespaces to objects.")
+    unknown = set(value) - CONFIGURATION_NAMESPACES
+    if unknown:
+        raise HarvestError(
+            errors.INVALID_BODY,
+            f"Unknown configuration namespace(s): {', '.join(sorted(unknown))}.",
+        )
+    return {str(ns): dict(v) for ns, v in value.items()}
+
+
+async def create_group(request: web.Request) -> web.Response:
+    body = await read_json_object(request, required=False)
+    group = await request.config_dict[REGISTRY].create_group(
+        request[TOKEN].operator_id,
+        _tags(body.get("tags")),
+        _configuration(body.get("configuration")),
+    )
+    return json_response(views.group(group), status=201)
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    tag = tag_filter(request)
+    groups = [
+        g
+        for g in request.config_dict[REGISTRY].groups(request[TOKEN].operator_id)
+        if matches_tag(dict(g.tags), tag)
+    ]
+    return keyset_page(
+        request,
+        groups,
+        lambda g: g.group_id,
+        views.group,
+        default_limit=GROUP_PAGE_DEFAULT,
+        max_limit=GROUP_PAGE_MAX,
+    )
+
+
+def _group(request: web.Request) -> Group:
+    return request.config_dict[REGISTRY].group(
+        request[TOKEN].operator_id, request.match_info["group_id"]
+    )
+
+
+async def get_group(request: web.Request) -> web.Response:
+    return json_response(views.group(_group(request)))
+
+
+async def delete_group(request: web.Request) -> web.Response:
+    await request.config_dict[REGISTRY].delete_group(
+        request[TOKEN].operator_id, request.match_info["group_id"]
+    )
+    return web.Response(status=204)
+
+
+async def put_configuration_parameters(request: web.Request) -> web.Response:
+    """Merge a JSON array of ``{"key", "value"}`` into one namespace; answers the group."""
+    namespace = _namespace(request)
+    _group(request)
+    body = await read_json(request)
+    if not isinstance(body, list) or not all(
+        isinstance(item, dict)
+        and isinstance(item.get("key"), str)
+        and item["key"]
+        and "value" in item
+        for item in body
+    ):
+        raise HarvestError(
+            errors.INVALID_BODY, 'The body must be a JSON array of {"key": ..., "value": ...}.'
+        )
+
+    def change(group: Group) -> dict[str, dict[str, Any]]:
+        configuration = {ns: dict(v) for ns, v in group.configuration.items()}
+        values = configuration.setdefault(namespace, {})
+        for item in body:
+            values[item["key"]] = item["value"]
+        return configuration
+
+    group = await request.config_dict[REGISTRY].update_group(
+        request[TOKEN].operator_id, request.match_info["group_id"], change
+    )
+    return json_response(views.group(group))
+
+
+async def delete_configuration_namespace(request: web.Request) -> web.Response:
+    namespace = _namespace(request)
+    if namespace not in _group(request).configuration:
+        raise HarvestError(
+            errors.NAMESPACE_NOT_SET, f"The group has no configuration in {namespace}."
+        )
+
+    def change(group: Group) -> dict[str, dict[str, Any]]:
+        return {ns: dict(v) for ns, v in group.configuration.items() if ns != namespace}
+
+    await request.config_dict[REGISTRY].update_group(
+        request[TOKEN].operator_id, request.match_info["group_id"], change
+    )
+    return web.Response(status=204)
+
+
+async def delete_configuration_parameter(request: web.Request) -> web.Response:
+    namespace = _namespace(request)
+    name = unquote(request.match_info["name"])
+    if name not in _group(request).configuration.get(namespace, {}):
+        raise HarvestError(errors.NOT_FOUND, f"The group has no parameter {namespace}.{name}.")
+
+    def change(group: Group) -> dict[str, dict[str, Any]]:
+        configuration = {ns: dict(v) for ns, v in group.configuration.items()}
+        configuration[namespace].pop(name, None)
+        return configuration
+
+    await request.config_dict[REGISTRY].update_group(
+        request[TOKEN].operator_id, request.match_info["group_id"], change
+    )
+    return web.Response(status=204)
+
+
+async def list_subscribers_in_group(request: web.Request) -> web.Response:
+    """The group's SIMs, as OpenAPI declares them (``Sim``), paged by SIM id."""
+    group = _group(request)
+    sims = sorted(
+        (
+            s
+            for s in request.config_dict[REGISTRY].sims(group.operator_id)
+            if s.group_id == group.group_id
+        ),
+        key=lambda s: s.sim_id,
+    )
+    return keyset_page(
+        request,
+        sims,
+        lambda s: s.sim_id,
+        views.sim,
+        default_limit=GROUP_PAGE_DEFAULT,
+        max_limit=GROUP_PAGE_MAX,
+    )

@@ -1,0 +1,92 @@
+"""Subscribers and SIMs (SORACOM operationIds ``listSubscribers``, ``getSubscriber``,
+``setGroup``, ``unsetGroup``, ``listSims``, ``getSim``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from harvest import errors
+from harvest.api import views
+from harvest.api.listing import keyset_page, matches_tag, tag_filter
+from harvest.api.params import enum_value
+from harvest.context import REGISTRY, TOKEN
+from harvest.domain import Sim, SimStatus
+from harvest.errors import HarvestError
+from harvest.web import json_response, read_json_object
+from quotas.limits import SUBSCRIBER_PAGE_MAX
+
+
+async def list_subscribers(request: web.Request) -> web.Response:
+    """Paged by IMSI; ``status_filter`` and ``speed_class_filter`` take ``a|b`` lists."""
+    statuses: set[SimStatus] | None = None
+    raw_status = request.query.get("status_filter")
+    if raw_status:
+        statuses = {enum_value(SimStatus, s, "status_filter") for s in raw_status.split("|")}
+    raw_speed = request.query.get("speed_class_filter")
+    speeds = set(raw_speed.split("|")) if raw_speed else None
+    tag = tag_filter(request)
+    sims = [
+        sim
+        for sim in request.config_dict[REGISTRY].sims(request[TOKEN].operator_id)
+        if (statuses is None or sim.status in statuses)
+        and (speeds is None or sim.speed_class in speeds)
+        and matches_tag(dict(sim.tags), tag)
+    ]
+    return keyset_page(
+        request,
+        sims,
+        lambda s: s.imsi,
+        views.subscriber,
+        default_limit=SUBSCRIBER_PAGE_MAX,
+        max_limit=SUBSCRIBER_PAGE_MAX,
+    )
+
+
+def _sim(request: web.Request) -> Sim:
+    return request.config_dict[REGISTRY].sim(request[TOKEN].operator_id, request.match_info["imsi"])
+
+
+async def get_subscriber(request: web.Request) -> web.Response:
+    return json_response(views.subscriber(_sim(request)))
+
+
+async def set_group(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    group_id = body.get("groupId")
+    if not isinstance(group_id, str) or not group_id:
+        raise HarvestError(errors.INVALID_BODY, "groupId must be a non-empty string.")
+    _sim(request)
+    sim = await request.config_dict[REGISTRY].set_group(
+        request[TOKEN].operator_id, request.match_info["imsi"], group_id
+    )
+    return json_response(views.subscriber(sim))
+
+
+async def unset_group(request: web.Request) -> web.Response:
+    sim = await request.config_dict[REGISTRY].unset_group(
+        request[TOKEN].operator_id, request.match_info["imsi"]
+    )
+    return json_response(views.subscriber(sim))
+
+
+async def list_sims(request: web.Request) -> web.Response:
+    sims = sorted(
+        request.config_dict[REGISTRY].sims(request[TOKEN].operator_id), key=lambda s: s.sim_id
+    )
+    return keyset_page(
+        request,
+        sims,
+        lambda s: s.sim_id,
+        views.sim,
+        default_limit=SUBSCRIBER_PAGE_MAX,
+        max_limit=SUBSCRIBER_PAGE_MAX,
+    )
+
+
+async def get_sim(request: web.Request) -> web.Response:
+    sim = request.config_dict[REGISTRY].sim_by_id(
+        request[TOKEN].operator_id, request.match_info["sim_id"]
+    )
+    if sim is None:
+        raise HarvestError(errors.NOT_FOUND, f"No such SIM: {request.match_info['sim_id']}")
+    return json_response(views.sim(sim))

@@ -1,0 +1,97 @@
+"""The services every package shares, each behind a typed app key, and the cleanup context
+that opens them before the first request and closes them after the last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from gateway.identity import SessionTable
+from harvest.clock import EmulatorClock
+from harvest.domain import ApiToken
+from harvest.ingest import IngestService
+from harvest.registry import Provisioning, Registry
+from harvest.settings import Settings
+from harvest.storage import MemoryStore, SqliteStore, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Listeners:
+    """Which listeners the emulator runs and where; health is 200 once all are up.
+
+    The HTTP edge answers the health request itself, so it is up by definition; the raw TCP and
+    UDP listeners register as they start.
+    """
+
+    addresses: dict[str, list[str]] = field(default_factory=dict)
+    expected: set[str] = field(default_factory=set)
+
+    def expect(self, name: str) -> None:
+        self.expected.add(name)
+
+    def up(self, name: str, addresses: list[str]) -> None:
+        self.addresses[name] = addresses
+
+    def down(self, name: str) -> None:
+        self.addresses.pop(name, None)
+
+    @property
+    def ready(self) -> bool:
+        return self.expected <= set(self.addresses)
+
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", EmulatorClock)
+LISTENERS = web.AppKey("listeners", Listeners)
+STORE = web.AppKey("store", Store)
+REGISTRY = web.AppKey("registry", Registry)
+INGEST = web.AppKey("ingest", IngestService)
+#: The API token that authenticated this request (set by the ``/v1`` auth middleware).
+TOKEN = web.RequestKey("token", ApiToken)
+
+
+def make_store(settings: Settings) -> Store:
+    path = settings.database_path
+    if path is None:
+        return MemoryStore()
+    return SqliteStore(path, max_batch=settings.group_commit_max)
+
+
+def provisioning(settings: Settings) -> Provisioning:
+    return Provisioning(
+        operator_id=settings.operator_id,
+        auth_key_id=settings.auth_key_id,
+        auth_key=settings.auth_key,
+        email=settings.email,
+        password=settings.password,
+        imsi=settings.default_imsi,
+        session_address=settings.default_session_address,
+    )
+
+
+async def services_context(app: web.Application) -> AsyncIterator[None]:
+    """Open the store, load (or provision) the state and build the ingest service."""
+    settings = app[SETTINGS]
+    store = make_store(settings)
+    await store.open()
+    try:
+        registry = Registry(store, app[CLOCK], provisioning(settings))
+        await registry.load()
+        app[STORE] = store
+        app[REGISTRY] = registry
+        app[INGEST] = IngestService(
+            registry=registry,
+            store=store,
+            clock=app[CLOCK],
+            resolve=SessionTable(registry).resolve,
+            max_payload_bytes=settings.max_payload_bytes,
+        )
+        yield
+    finally:
+        await store.close()

@@ -1,0 +1,241 @@
+"""The emulator's own control plane under ``/_emulator`` (not part of SORACOM's API).
+
+Tests use it to reach any state quickly: reset, SIM and operator provisioning, and the clock.
+It is on by default; a setting turns it off or makes it require ``X-Emulator-Token``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from typing import Any
+
+from aiohttp import web
+
+from harvest import errors
+from harvest.api import views
+from harvest.context import CLOCK, LISTENERS, REGISTRY, SETTINGS, STORE
+from harvest.domain import ResourceType, SimStatus, normalise_address
+from harvest.errors import HarvestError
+from harvest.storage.base import DeleteResourceData
+from harvest.web import Handler, json_response, read_json_object
+from quotas.calendar import utc_day
+
+TOKEN_HEADER = "X-Emulator-Token"
+HEALTH_PATH = "/_emulator/health"
+
+
+@web.middleware
+async def control_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """404 when the control plane is off; 401 without the configured token.
+
+    Health stays open either way: container health checks and load balancers call it.
+    """
+    if request.path == HEALTH_PATH:
+        return await handler(request)
+    settings = request.config_dict[SETTINGS]
+    if not settings.control:
+        raise HarvestError(errors.CONTROL_DISABLED)
+    if settings.control_token:
+        given = request.headers.get(TOKEN_HEADER, "")
+        if not hmac.compare_digest(given.encode(), settings.control_token.encode()):
+            raise HarvestError(errors.CONTROL_TOKEN_REQUIRED)
+    return await handler(request)
+
+
+def _invalid(message: str) -> HarvestError:
+    return HarvestError(errors.INVALID_BODY, message)
+
+
+def _optional_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _invalid(f"{name} must be a string.")
+    return value
+
+
+def _number(body: dict[str, Any], name: str) -> int | float:
+    value = body.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _invalid(f"{name} must be a number.")
+    return value
+
+
+async def health(request: web.Request) -> web.Response:
+    """200 once every listener is up (503 before), with where each one listens."""
+    listeners = request.config_dict[LISTENERS]
+    body = {
+        "status": "ok" if listeners.ready else "starting",
+        "listeners": listeners.addresses,
+        "store": request.config_dict[STORE].stats().kind,
+    }
+    return json_response(body, status=200 if listeners.ready else 503)
+
+
+async def reset(request: web.Request) -> web.Response:
+    """Everything back to first start, or ``{"imsi": ...}``: that SIM's data only."""
+    body = await read_json_object(request, required=False)
+    registry = request.config_dict[REGISTRY]
+    imsi = _optional_str(body, "imsi")
+    if set(body) - {"imsi"}:
+        raise _invalid(f"Unknown field(s): {', '.join(sorted(set(body) - {'imsi'}))}.")
+    if imsi is None:
+        await registry.reset()
+        request.config_dict[CLOCK].reset()
+        return json_response({"reset": "all"})
+    sim = next((s for s in registry.all_sims() if s.imsi == imsi), None)
+    if sim is None:
+        raise HarvestError(errors.NOT_FOUND, f"No such SIM: {imsi}")
+    await request.config_dict[STORE].apply(
+        [DeleteResourceData(sim.operator_id, ResourceType.SUBSCRIBER, imsi)]
+    )
+    return json_response({"reset": "sim", "imsi": imsi})
+
+
+_SIM_FIELDS = {"imsi", "groupId", "status", "sessionAddress", "operatorId", "tags"}
+
+
+def sim_view(sim: Any, writes_today: int | None = None) -> dict[str, Any]:
+    view = views.subscriber(sim)
+    view["sessionAddress"] = sim.session_address
+    if writes_today is not None:
+        view["writesToday"] = writes_today
+    return view
+
+
+async def create_sim(request: web.Request) -> web.Response:
+    """Provision a SIM; unset fields get defaults (next IMSI, own loopback address, the
+    operator's first Harvest-enabled group, status ``ready``). ``"groupId": null`` means none."""
+    body = await read_json_object(request, required=False)
+    unknown = set(body) - _SIM_FIELDS
+    if unknown:
+        raise _invalid(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    registry = request.config_dict[REGISTRY]
+    operator_id = _optional_str(body, "operatorId") or request.config_dict[SETTINGS].operator_id
+    imsi = _optional_str(body, "imsi")
+    if imsi is not None and not (imsi.isdigit() and 6 <= len(imsi) <= 15):
+        raise _invalid("imsi must be 6 to 15 digits.")
+    status = SimStatus.READY
+    raw_status = _optional_str(body, "status")
+    if raw_status is not None:
+        try:
+            status = SimStatus(raw_status)
+        except ValueError:
+            raise _invalid(
+                f"status must be one of {', '.join(s.value for s in SimStatus)}."
+            ) from None
+    address = _optional_str(body, "sessionAddress")
+    if address is not None:
+        try:
+            address = normalise_address(address)
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise _invalid(f"sessionAddress {address!r} is not an IP address.") from None
+    if "groupId" in body:
+        group_id = _optional_str(body, "groupId")
+    else:
+        default = registry.default_group(operator_id)
+        group_id = None if default is None else default.group_id
+    tags = body.get("tags") or {}
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise _invalid("tags must be an object of strings.")
+    sim = await registry.create_sim(
+        operator_id, imsi=imsi, group_id=group_id, status=status, session_address=address, tags=tags
+    )
+    return json_response(sim_view(sim), status=201)
+
+
+async def get_sim(request: web.Request) -> web.Response:
+    """A SIM with its session address and today's write count (UTC day, emulator clock)."""
+    imsi = request.match_info["imsi"]
+    sim = next((s for s in request.config_dict[REGISTRY].all_sims() if s.imsi == imsi), None)
+    if sim is None:
+        raise HarvestError(errors.NOT_FOUND, f"No such SIM: {imsi}")
+    day = utc_day(request.config_dict[CLOCK].now_ms())
+    writes = await request.config_dict[STORE].write_count(sim.operator_id, imsi, day)
+    return json_response(sim_view(sim, writes))
+
+
+_OPERATOR_FIELDS = {"operatorId", "email", "password", "authKeyId", "authKey"}
+
+
+async def create_operator(request: web.Request) -> web.Response:
+    """A second (third, ...) operator with its own credentials, to test isolation."""
+    body = await read_json_object(request, required=False)
+    unknown = set(body) - _OPERATOR_FIELDS
+    if unknown:
+        raise _invalid(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    operator_id = _optional_str(body, "operatorId")
+    if operator_id is not None and not (operator_id.startswith("OP") and len(operator_id) > 2):
+        raise _invalid("operatorId must start with OP.")
+    password = _optional_str(body, "password") or "emulator"
+    operator, key_id, key = await request.config_dict[REGISTRY].create_operator(
+        operator_id=operator_id,
+        email=_optional_str(body, "email"),
+        password=password,
+        auth_key_id=_optional_str(body, "authKeyId"),
+        auth_key=_optional_str(body, "authKey"),
+    )
+    return json_response(
+        {
+            "operatorId": operator.operator_id,
+            "email": operator.email,
+            "password": password,
+            "authKeyId": key_id,
+            "authKey": key,
+        },
+        status=201,
+    )
+
+
+def _clock_view(request: web.Request) -> web.Response:
+    state = request.config_dict[CLOCK].state()
+    return json_response(
+        {"now": state.now_ms, "frozen": state.frozen, "iso": views.iso_time(state.now_ms)}
+    )
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    return _clock_view(request)
+
+
+async def set_clock(request: web.Request) -> web.Response:
+    """``{"now": <ms>, "frozen": true|false}``; either may be left out."""
+    body = await read_json_object(request)
+    unknown = set(body) - {"now", "frozen"}
+    if unknown:
+        raise _invalid(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    now = None
+    if "now" in body:
+        value = _number(body, "now")
+        if value < 0 or value != int(value):
+            raise _invalid("now must be a non-negative whole number of milliseconds.")
+        now = int(value)
+    frozen = body.get("frozen")
+    if frozen is not None and not isinstance(frozen, bool):
+        raise _invalid("frozen must be true or false.")
+    request.config_dict[CLOCK].set(now, frozen)
+    return _clock_view(request)
+
+
+async def advance_clock(request: web.Request) -> web.Response:
+    """``{"seconds": n}`` forward (fractions allowed, down to a millisecond)."""
+    body = await read_json_object(request)
+    seconds = _number(body, "seconds")
+    if seconds < 0:
+        raise _invalid("seconds must not be negative: the clock only moves forward.")
+    request.config_dict[CLOCK].advance(round(seconds * 1000))
+    return _clock_view(request)
+
+
+def control_app() -> web.Application:
+    app = web.Application(middlewares=[control_middleware])
+    app.router.add_get("/health", health)
+    app.router.add_post("/reset", reset)
+    app.router.add_post("/sims", create_sim)
+    app.router.add_get("/sims/{imsi}", get_sim)
+    app.router.add_post("/operators", create_operator)
+    app.router.add_get("/clock", get_clock)
+    app.router.add_put("/clock", set_clock)
+    app.router.add_post("/clock/advance", advance_clock)
+    return app

@@ -1,0 +1,211 @@
+"""Domain values: frozen, slotted dataclasses that validate themselves.
+
+Wire shapes (the JSON the SORACOM API answers with) are built in ``harvest.api.views``; these
+classes know nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class ResourceType(enum.StrEnum):
+    """``DataEntry.resourceType`` (OpenAPI ``getDataEntries`` path parameter enum)."""
+
+    SUBSCRIBER = "Subscriber"
+    LORA_DEVICE = "LoraDevice"
+    SIM = "Sim"
+    SIGFOX_DEVICE = "SigfoxDevice"
+    DEVICE = "Device"
+    SORA_CAM = "SoraCam"
+
+
+class SimStatus(enum.StrEnum):
+    """SIM statuses (air-global-terms, Schedule 1(2); OpenAPI ``Subscriber.status``)."""
+
+    READY = "ready"
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    STANDBY = "standby"
+    SUSPENDED = "suspended"
+    TERMINATED = "terminated"
+
+    @property
+    def allows_data(self) -> bool:
+        """Whether a device may communicate (air-global-terms Schedule 1(2))."""
+        return self in (SimStatus.READY, SimStatus.ACTIVE, SimStatus.STANDBY)
+
+
+class Transport(enum.StrEnum):
+    HTTP = "http"
+    TCP = "tcp"
+    UDP = "udp"
+
+
+#: The group configuration namespace and key that switch Harvest Data on (spec A1).
+HARVEST_NAMESPACE = "SoracomHarvest"
+HARVEST_ENABLED_KEY = "enabled"
+
+#: Namespaces accepted by ``putConfigurationParameters`` (OpenAPI path parameter enum).
+CONFIGURATION_NAMESPACES = frozenset(
+    {
+        "SoracomAir",
+        "SoracomBeam",
+        "SoracomEndorse",
+        "SoracomFlux",
+        "SoracomFunk",
+        "SoracomFunnel",
+        "SoracomHarvest",
+        "SoracomHarvestFiles",
+        "SoracomKrypton",
+        "SoracomOrbit",
+        "UnifiedEndpoint",
+    }
+)
+
+
+def normalise_address(address: str) -> str:
+    """The canonical text of an IP address; IPv4-mapped IPv6 becomes plain IPv4.
+
+    Raises ``ValueError`` for anything that is not an IP address.
+    """
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    operator_id: str
+    email: str
+    password_hash: str
+    description: str
+    created_ms: int
+    updated_ms: int
+
+    def __post_init__(self) -> None:
+        if not (self.operator_id.startswith("OP") and len(self.operator_id) >= 3):
+            raise ValueError(f"operator id {self.operator_id!r} must start with OP")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthKey:
+    key_id: str
+    secret_hash: str
+    operator_id: str
+
+    def __post_init__(self) -> None:
+        if not self.key_id.startswith("keyId-"):
+            raise ValueError(f"auth key id {self.key_id!r} must start with keyId-")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    token: str
+    api_key: str
+    operator_id: str
+    expires_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    group_id: str
+    operator_id: str
+    tags: Mapping[str, str]
+    configuration: Mapping[str, Mapping[str, Any]]
+    created_ms: int
+    modified_ms: int
+
+    def __post_init__(self) -> None:
+        unknown = set(self.configuration) - CONFIGURATION_NAMESPACES
+        if unknown:
+            raise ValueError(f"unknown configuration namespaces: {sorted(unknown)}")
+
+    @property
+    def harvest_enabled(self) -> bool:
+        return self.configuration.get(HARVEST_NAMESPACE, {}).get(HARVEST_ENABLED_KEY) is True
+
+
+@dataclass(frozen=True, slots=True)
+class Sim:
+    """One SIM with its one subscription (IMSI); the emulator has no multi-IMSI SIMs."""
+
+    imsi: str
+    sim_id: str
+    iccid: str
+    msisdn: str
+    operator_id: str
+    status: SimStatus
+    group_id: str | None
+    tags: Mapping[str, str]
+    #: The IP address of the SIM's data session (spec B2); ``None`` means no session.
+    session_address: str | None
+    created_ms: int
+    modified_ms: int
+    speed_class: str = "s1.standard"
+
+    def __post_init__(self) -> None:
+        if not (self.imsi.isdigit() and 6 <= len(self.imsi) <= 15):
+            raise ValueError(f"IMSI {self.imsi!r} must be 6 to 15 digits")
+        if (
+            self.session_address is not None
+            and normalise_address(self.session_address) != self.session_address
+        ):
+            raise ValueError(f"session address {self.session_address!r} is not canonical")
+
+    def with_changes(self, **changes: Any) -> Sim:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class DataEntry:
+    """One Harvest Data entry, keyed by (operator, resource, time in ms) (spec A1)."""
+
+    operator_id: str
+    resource_type: ResourceType
+    resource_id: str
+    time: int
+    content_type: str
+    content: str
+    category: str | None = None
+
+    def attribute_names(self) -> tuple[str, ...]:
+        """Top-level keys of a JSON object content (``DataResourceMetadata.attributeNames``)."""
+        if self.content_type != "application/json":
+            return ()
+        try:
+            parsed = json.loads(self.content)
+        except ValueError:
+            return ()
+        if isinstance(parsed, dict):
+            return tuple(str(key) for key in parsed)
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceMetadata:
+    operator_id: str
+    resource_type: ResourceType
+    resource_id: str
+    last_modified_ms: int
+    attribute_names: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """One device write as a transport hands it to the ingest service.
+
+    ``content_type`` is ``None`` for raw TCP/UDP bytes, which are always binary (spec A1).
+    """
+
+    transport: Transport
+    peer: str
+    body: bytes
+    content_type: str | None = None
+    timestamp_ms: int | None = None

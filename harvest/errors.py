@@ -1,0 +1,108 @@
+"""One error base class and the catalogue of every error the emulator answers with.
+
+Every refusal, on every transport, is a :class:`HarvestError` built from one :class:`ErrorSpec`
+of the catalogue below. The HTTP transport renders it as SORACOM's error body
+``{"code": ..., "message": ...}`` (spec A4, notes real-service.md section 7); the raw TCP/UDP
+transports answer the bare status code (spec B4). SORACOM publishes only a few of its codes
+(``AUM0001``, ``AUM0002``); every other code uses the emulator's own prefix ``HEM`` (spec B11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSpec:
+    """One catalogue line: a stable code, the HTTP status and a default message."""
+
+    code: str
+    status: int
+    message: str
+    #: Who meets it: "api" (management API), "device" (device writes) or "control".
+    side: str
+
+    def __post_init__(self) -> None:
+        if len(self.code) != 7 or not self.code[:3].isalpha() or not self.code[3:].isdigit():
+            raise ValueError(f"error code {self.code!r} is not of the form XXX0000")
+        if not 400 <= self.status <= 599:
+            raise ValueError(f"error status {self.status} is not a 4xx or 5xx")
+        if self.side not in ("api", "device", "control"):
+            raise ValueError(f"unknown side {self.side!r}")
+
+
+class HarvestError(Exception):
+    """A refusal with a status, a code and a message, raised anywhere below the transports."""
+
+    def __init__(self, spec: ErrorSpec, message: str | None = None) -> None:
+        self.spec = spec
+        self.message = message or spec.message
+        super().__init__(f"{spec.code} {self.message}")
+
+    @property
+    def status(self) -> int:
+        return self.spec.status
+
+    @property
+    def code(self) -> str:
+        return self.spec.code
+
+    def body(self) -> dict[str, str]:
+        """SORACOM's ``APICallErrorMessage`` shape."""
+        return {"code": self.spec.code, "message": self.message}
+
+
+# --- management API: authentication (real SORACOM codes, notes real-service.md section 7) ---
+TOKEN_REQUIRED: Final = ErrorSpec("AUM0001", 401, "Token is required in the request header", "api")
+INVALID_CREDENTIALS: Final = ErrorSpec("AUM0002", 401, "Invalid username/password supplied.", "api")
+
+# --- management API: emulator-defined codes (spec B11) ---
+INVALID_PARAMETER: Final = ErrorSpec("HEM1001", 400, "Invalid request parameter.", "api")
+INVALID_BODY: Final = ErrorSpec("HEM1002", 400, "Invalid request body.", "api")
+INVALID_OPERATOR_ID: Final = ErrorSpec("HEM1003", 400, "Invalid Operator Id", "api")
+CONFLICT: Final = ErrorSpec("HEM1004", 409, "The resource already exists.", "api")
+NAMESPACE_NOT_SET: Final = ErrorSpec(
+    "HEM1005", 400, "The group has no configuration in that namespace.", "api"
+)
+NOT_FOUND: Final = ErrorSpec("HEM2001", 404, "No such resource.", "api")
+NO_SUCH_ENTRY: Final = ErrorSpec("HEM2002", 404, "No such entry.", "api")
+NO_SUCH_API: Final = ErrorSpec("HEM2003", 404, "No such API.", "api")
+METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM2004", 405, "Method not allowed.", "api")
+UNSUPPORTED_MEDIA_TYPE: Final = ErrorSpec(
+    "HEM2005", 415, "The request body must be application/json.", "api"
+)
+INTERNAL: Final = ErrorSpec("HEM5001", 500, "Internal error.", "api")
+
+# --- device side (spec A1, B2, B4, B6) ---
+HARVEST_DISABLED: Final = ErrorSpec(
+    "HEM4001", 400, "Harvest Data is not enabled for the SIM's group.", "device"
+)
+NO_GROUP: Final = ErrorSpec("HEM4002", 400, "The SIM does not belong to a group.", "device")
+NO_SESSION: Final = ErrorSpec("HEM4003", 403, "No SIM has a session at this address.", "device")
+PAYLOAD_TOO_LARGE: Final = ErrorSpec("HEM4004", 413, "The payload is too large.", "device")
+INVALID_TIMESTAMP: Final = ErrorSpec(
+    "HEM4005", 400, "X-Soracom-Timestamp must be a UNIX time in milliseconds.", "device"
+)
+INVALID_JSON: Final = ErrorSpec(
+    "HEM4006", 400, "The body is not valid JSON but was sent as application/json.", "device"
+)
+SIM_NOT_USABLE: Final = ErrorSpec(
+    "HEM4007", 403, "The SIM's status does not allow data communication.", "device"
+)
+DEVICE_METHOD_NOT_ALLOWED: Final = ErrorSpec(
+    "HEM4008", 405, "Devices write with POST (or PUT).", "device"
+)
+
+# --- emulator control plane ---
+CONTROL_TOKEN_REQUIRED: Final = ErrorSpec(
+    "HEM9001", 401, "The control plane needs the X-Emulator-Token header.", "control"
+)
+CONTROL_DISABLED: Final = ErrorSpec(
+    "HEM9002", 404, "The emulator control plane is disabled.", "control"
+)
+NOT_READY: Final = ErrorSpec("HEM9003", 503, "Not every listener is up yet.", "control")
+
+CATALOGUE: Final[tuple[ErrorSpec, ...]] = tuple(
+    value for value in tuple(globals().values()) if isinstance(value, ErrorSpec)
+)

@@ -1,0 +1,131 @@
+"""The one ingest service every transport hands its uploads to.
+
+It identifies the SIM by its session address, applies the SIM's status and its group's
+settings, enforces the size limit, turns the payload into a Harvest Data entry and stores it.
+It knows nothing of HTTP, TCP or UDP: transports only build an :class:`~harvest.domain.Upload`
+and render the :class:`~harvest.errors.HarvestError` it may raise.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass
+
+from gateway.identity import Resolver
+from harvest import errors
+from harvest.clock import Clock
+from harvest.domain import DataEntry, ResourceType, Sim, SimStatus, Upload
+from harvest.errors import HarvestError
+from harvest.registry import Registry
+from harvest.storage.base import PutEntries, Store
+from quotas.calendar import utc_day
+from quotas.limits import check_payload_size
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+_TEXT_TYPES = frozenset({"application/x-www-form-urlencoded", "application/xml"})
+
+
+def encode_content(body: bytes, content_type: str | None) -> tuple[str, str]:
+    """The stored ``(contentType, content)`` of a payload (spec A1, B5).
+
+    JSON is kept as the JSON text (a string, not an object); text as text; anything else,
+    including every raw TCP/UDP payload (``content_type`` ``None``), is binary and stored as
+    ``{"payload":"<base64>"}`` with content type ``application/json``.
+    """
+    if content_type is not None:
+        mime = content_type.partition(";")[0].strip().lower()
+        if mime == JSON or mime.endswith("+json"):
+            try:
+                text = body.decode("utf-8")
+                json.loads(text)
+            except ValueError:
+                raise HarvestError(errors.INVALID_JSON) from None
+            return JSON, text
+        if mime.startswith("text/") or mime in _TEXT_TYPES:
+            try:
+                return mime, body.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+    payload = base64.b64encode(body).decode("ascii")
+    return JSON, '{"payload":"' + payload + '"}'
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What an accepted upload became."""
+
+    sim: Sim
+    entries: int
+
+
+class IngestService:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        store: Store,
+        clock: Clock,
+        resolve: Resolver,
+        max_payload_bytes: int,
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._clock = clock
+        self._resolve = resolve
+        self.max_payload_bytes = max_payload_bytes
+
+    def identify(self, peer: str) -> Sim:
+        """The SIM whose session is at ``peer``, or 403 (spec B2)."""
+        sim = self._resolve(peer)
+        if sim is None:
+            raise HarvestError(errors.NO_SESSION, f"No SIM has a session at address {peer}.")
+        return sim
+
+    async def ingest(self, upload: Upload) -> Stored:
+        """Store one upload; raises :class:`HarvestError` for every refusal."""
+        try:
+            return await self._ingest(upload)
+        except HarvestError as error:
+            log.info(
+                "refused %s write from %s: %s %s",
+                upload.transport,
+                upload.peer,
+                error.code,
+                error.message,
+            )
+            raise
+
+    async def _ingest(self, upload: Upload) -> Stored:
+        sim = self.identify(upload.peer)
+        if not sim.status.allows_data:
+            raise HarvestError(
+                errors.SIM_NOT_USABLE, f"SIM {sim.imsi} is {sim.status}: no data communication."
+            )
+        check_payload_size(len(upload.body), self.max_payload_bytes)
+        if sim.group_id is None:
+            raise HarvestError(errors.NO_GROUP, f"SIM {sim.imsi} does not belong to a group.")
+        group = self._registry.group_by_id(sim.group_id)
+        if group is None:
+            raise HarvestError(errors.NO_GROUP, f"SIM {sim.imsi} does not belong to a group.")
+        if not group.harvest_enabled:
+            raise HarvestError(
+                errors.HARVEST_DISABLED, f"Harvest Data is not enabled for group {group.group_id}."
+            )
+        content_type, content = encode_content(upload.body, upload.content_type)
+        now = self._clock.now_ms()
+        time = now if upload.timestamp_ms is None else upload.timestamp_ms
+        entry = DataEntry(
+            sim.operator_id, ResourceType.SUBSCRIBER, sim.imsi, time, content_type, content
+        )
+        await self._store.apply(
+            [PutEntries((entry,), now, ((sim.operator_id, sim.imsi, utc_day(now), 1),))]
+        )
+        if sim.status is not SimStatus.ACTIVE:
+            await self._registry.activate_on_traffic(sim.imsi)
+        return Stored(sim, 1)

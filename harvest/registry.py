@@ -1,0 +1,466 @@
+"""The state of the emulated account: operators, credentials, tokens, groups and SIMs.
+
+The registry holds the whole state in memory (it is small) and writes every change through the
+store before it changes its own copy, so what a caller sees has been committed. State changes
+are serialised by one lock; reads never wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gateway.identity import LoopbackAllocator
+from harvest import errors
+from harvest.clock import Clock
+from harvest.domain import (
+    HARVEST_ENABLED_KEY,
+    HARVEST_NAMESPACE,
+    ApiToken,
+    AuthKey,
+    Group,
+    Operator,
+    Sim,
+    SimStatus,
+    normalise_address,
+)
+from harvest.errors import HarvestError
+from harvest.storage.base import (
+    DeleteEverything,
+    DeleteGroup,
+    DeleteTokens,
+    MarkProvisioned,
+    Mutation,
+    PutAuthKey,
+    PutGroup,
+    PutOperator,
+    PutSim,
+    PutToken,
+    Store,
+)
+
+#: ``tokenTimeoutSeconds``: default and maximum (OpenAPI ``AuthRequest``, spec A2).
+TOKEN_TIMEOUT_DEFAULT_S = 86_400
+TOKEN_TIMEOUT_MAX_S = 172_800
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioning:
+    """What the first start on an empty data dir creates (overridable in settings)."""
+
+    operator_id: str
+    auth_key_id: str
+    auth_key: str
+    email: str
+    password: str
+    imsi: str
+    session_address: str
+
+
+def hash_secret(secret: str) -> str:
+    """A salted SHA-256; an emulator needs no slow hash, and auth runs on every CLI command."""
+    salt = secrets.token_hex(8)
+    return f"{salt}${hashlib.sha256((salt + secret).encode()).hexdigest()}"
+
+
+def check_secret(secret: str, stored: str) -> bool:
+    salt, _, digest = stored.partition("$")
+    candidate = hashlib.sha256((salt + secret).encode()).hexdigest()
+    return hmac.compare_digest(candidate, digest)
+
+
+def derived_sim_id(imsi: str) -> str:
+    """A 19-digit ICCID-like id derived from the IMSI (the emulator's SIMs have one IMSI)."""
+    return "8900" + imsi.rjust(15, "0")
+
+
+class Registry:
+    """The emulated account's state; see the module docstring."""
+
+    def __init__(self, store: Store, clock: Clock, provisioning: Provisioning) -> None:
+        self._store = store
+        self._clock = clock
+        self._provisioning = provisioning
+        self._lock = asyncio.Lock()
+        self._allocator = LoopbackAllocator()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._operators: dict[str, Operator] = {}
+        self._auth_keys: dict[str, AuthKey] = {}
+        self._tokens: dict[str, ApiToken] = {}
+        self._groups: dict[str, Group] = {}
+        self._sims: dict[str, Sim] = {}
+        self._by_address: dict[str, Sim] = {}
+        self._by_sim_id: dict[str, Sim] = {}
+        self._allocator.rewind()
+
+    # --- loading and provisioning -------------------------------------------------------------
+    async def load(self) -> None:
+        """Load the stored state; provision the defaults on the very first start."""
+        snapshot = await self._store.load_state()
+        self._clear()
+        self._operators = {o.operator_id: o for o in snapshot.operators}
+        self._auth_keys = {k.key_id: k for k in snapshot.auth_keys}
+        self._tokens = {t.token: t for t in snapshot.tokens}
+        self._groups = {g.group_id: g for g in snapshot.groups}
+        for sim in snapshot.sims:
+            self._index(sim)
+        if not snapshot.provisioned:
+            async with self._lock:
+                await self._commit(self._provision())
+
+    def _provision(self) -> list[Mutation]:
+        p = self._provisioning
+        now = self._clock.now_ms()
+        operator, key = self._new_operator(
+            p.operator_id, p.email, p.password, p.auth_key_id, p.auth_key, now
+        )
+        group = Group(
+            group_id=str(uuid.uuid4()),
+            operator_id=operator.operator_id,
+            tags={"name": "harvest-emulator"},
+            configuration={HARVEST_NAMESPACE: {HARVEST_ENABLED_KEY: True}},
+            created_ms=now,
+            modified_ms=now,
+        )
+        sim = self._new_sim(
+            operator.operator_id,
+            p.imsi,
+            group.group_id,
+            SimStatus.READY,
+            normalise_address(p.session_address),
+            {"name": "default"},
+            now,
+        )
+        return [
+            PutOperator(operator),
+            PutAuthKey(key),
+            PutGroup(group),
+            PutSim(sim),
+            MarkProvisioned(),
+        ]
+
+    @staticmethod
+    def _new_operator(
+        operator_id: str, email: str, password: str, key_id: str, key: str, now: int
+    ) -> tuple[Operator, AuthKey]:
+        operator = Operator(operator_id, email, hash_secret(password), "", now, now)
+        return operator, AuthKey(key_id, hash_secret(key), operator_id)
+
+    def _new_sim(
+        self,
+        operator_id: str,
+        imsi: str,
+        group_id: str | None,
+        status: SimStatus,
+        session_address: str | None,
+        tags: Mapping[str, str],
+        now: int,
+    ) -> Sim:
+        return Sim(
+            imsi=imsi,
+            sim_id=derived_sim_id(imsi),
+            iccid=derived_sim_id(imsi),
+            msisdn="999" + imsi[-10:].rjust(10, "0"),
+            operator_id=operator_id,
+            status=status,
+            group_id=group_id,
+            tags={"name": "", **tags},
+            session_address=session_address,
+            created_ms=now,
+            modified_ms=now,
+        )
+
+    async def _commit(self, mutations: list[Mutation]) -> None:
+        """Write ``mutations`` through the store, then mirror them here. Hold the lock."""
+        await self._store.apply(mutations)
+        for mutation in mutations:
+            if isinstance(mutation, DeleteEverything):
+                self._clear()
+            elif isinstance(mutation, PutOperator):
+                self._operators[mutation.operator.operator_id] = mutation.operator
+            elif isinstance(mutation, PutAuthKey):
+                self._auth_keys[mutation.auth_key.key_id] = mutation.auth_key
+            elif isinstance(mutation, PutToken):
+                self._tokens[mutation.token.token] = mutation.token
+            elif isinstance(mutation, DeleteTokens):
+                for token in mutation.tokens:
+                    self._tokens.pop(token, None)
+            elif isinstance(mutation, PutGroup):
+                self._groups[mutation.group.group_id] = mutation.group
+            elif isinstance(mutation, DeleteGroup):
+                self._groups.pop(mutation.group_id, None)
+            elif isinstance(mutation, PutSim):
+                self._index(mutation.sim)
+
+    def _index(self, sim: Sim) -> None:
+        old = self._sims.get(sim.imsi)
+        if old is not None and old.session_address is not None:
+            self._by_address.pop(old.session_address, None)
+        self._sims[sim.imsi] = sim
+        self._by_sim_id[sim.sim_id] = sim
+        if sim.session_address is not None:
+            self._by_address[sim.session_address] = sim
+
+    async def reset(self) -> None:
+        """Forget everything and provision the defaults again, as on a first start."""
+        async with self._lock:
+            await self._commit([DeleteEverything(), *self._provision()])
+
+    # --- reads --------------------------------------------------------------------------------
+    def sim_by_address(self, address: str) -> Sim | None:
+        return self._by_address.get(address)
+
+    def group_by_id(self, group_id: str) -> Group | None:
+        return self._groups.get(group_id)
+
+    def operator(self, operator_id: str) -> Operator | None:
+        return self._operators.get(operator_id)
+
+    def operators(self) -> list[Operator]:
+        return sorted(self._operators.values(), key=lambda o: o.operator_id)
+
+    def group(self, operator_id: str, group_id: str) -> Group:
+        """The operator's group, or 404: another operator's group does not exist for it."""
+        group = self._groups.get(group_id)
+        if group is None or group.operator_id != operator_id:
+            raise HarvestError(errors.NOT_FOUND, f"No such group: {group_id}")
+        return group
+
+    def groups(self, operator_id: str) -> list[Group]:
+        return sorted(
+            (g for g in self._groups.values() if g.operator_id == operator_id),
+            key=lambda g: g.group_id,
+        )
+
+    def sim(self, operator_id: str, imsi: str) -> Sim:
+        sim = self._sims.get(imsi)
+        if sim is None or sim.operator_id != operator_id:
+            raise HarvestError(errors.NOT_FOUND, f"No such subscriber: {imsi}")
+        return sim
+
+    def find_sim(self, operator_id: str, imsi: str) -> Sim | None:
+        sim = self._sims.get(imsi)
+        return sim if sim is not None and sim.operator_id == operator_id else None
+
+    def sim_by_id(self, operator_id: str, sim_id: str) -> Sim | None:
+        sim = self._by_sim_id.get(sim_id)
+        return sim if sim is not None and sim.operator_id == operator_id else None
+
+    def sims(self, operator_id: str) -> list[Sim]:
+        return sorted(
+            (s for s in self._sims.values() if s.operator_id == operator_id), key=lambda s: s.imsi
+        )
+
+    def all_sims(self) -> Iterable[Sim]:
+        return self._sims.values()
+
+    def default_group(self, operator_id: str) -> Group | None:
+        """The operator's oldest group with Harvest on: where new SIMs go by default."""
+        candidates = [
+            g for g in self._groups.values() if g.operator_id == operator_id and g.harvest_enabled
+        ]
+        return min(candidates, key=lambda g: (g.created_ms, g.group_id), default=None)
+
+    # --- authentication -----------------------------------------------------------------------
+    def authenticate_key(self, key_id: str, secret: str) -> str | None:
+        key = self._auth_keys.get(key_id)
+        if key is None or not check_secret(secret, key.secret_hash):
+            return None
+        return key.operator_id
+
+    def authenticate_root(self, email: str, password: str) -> str | None:
+        for operator in self._operators.values():
+            if operator.email == email and check_secret(password, operator.password_hash):
+                return operator.operator_id
+        return None
+
+    async def issue_token(
+        self, operator_id: str, timeout_s: int, api_key: str | None = None
+    ) -> ApiToken:
+        """A new API token (and API key unless given) that expires ``timeout_s`` from now."""
+        now = self._clock.now_ms()
+        token = ApiToken(
+            token=secrets.token_urlsafe(48),
+            api_key=api_key or f"api-{uuid.uuid4()}",
+            operator_id=operator_id,
+            expires_ms=now + timeout_s * 1000,
+        )
+        expired = tuple(t.token for t in self._tokens.values() if t.expires_ms <= now)
+        async with self._lock:
+            await self._commit(
+                [DeleteTokens(expired), PutToken(token)] if expired else [PutToken(token)]
+            )
+        return token
+
+    def check_token(self, api_key: str | None, token: str | None) -> ApiToken:
+        """The live token for this API key, or 401 ``AUM0001``."""
+        if not api_key or not token:
+            raise HarvestError(errors.TOKEN_REQUIRED)
+        found = self._tokens.get(token)
+        if found is None or not hmac.compare_digest(found.api_key, api_key):
+            raise HarvestError(errors.TOKEN_REQUIRED, "The API key or token is invalid.")
+        if found.expires_ms <= self._clock.now_ms():
+            raise HarvestError(errors.TOKEN_REQUIRED, "The API token has expired.")
+        return found
+
+    async def revoke(self, token: ApiToken) -> None:
+        async with self._lock:
+            await self._commit([DeleteTokens((token.token,))])
+
+    # --- operators ----------------------------------------------------------------------------
+    async def create_operator(
+        self,
+        *,
+        operator_id: str | None,
+        email: str | None,
+        password: str,
+        auth_key_id: str | None,
+        auth_key: str | None,
+    ) -> tuple[Operator, str, str]:
+        """A new operator with root credentials and one auth key; answers (operator, id, key)."""
+        async with self._lock:
+            if operator_id is None:
+                numbers = [int(o[2:]) for o in self._operators if o[2:].isdigit()]
+                operator_id = f"OP{max(numbers, default=0) + 1:010d}"
+            if operator_id in self._operators:
+                raise HarvestError(errors.CONFLICT, f"Operator {operator_id} already exists.")
+            email = email or f"{operator_id.lower()}@example.com"
+            if any(o.email == email for o in self._operators.values()):
+                raise HarvestError(errors.CONFLICT, f"Email {email} is already in use.")
+            key_id = auth_key_id or f"keyId-{secrets.token_hex(16)}"
+            if key_id in self._auth_keys:
+                raise HarvestError(errors.CONFLICT, f"Auth key {key_id} already exists.")
+            key = auth_key or f"secret-{secrets.token_hex(32)}"
+            try:
+                operator, record = self._new_operator(
+                    operator_id, email, password, key_id, key, self._clock.now_ms()
+                )
+            except ValueError as error:
+                raise HarvestError(errors.INVALID_BODY, str(error)) from None
+            await self._commit([PutOperator(operator), PutAuthKey(record)])
+            return operator, key_id, key
+
+    # --- groups -------------------------------------------------------------------------------
+    async def create_group(
+        self,
+        operator_id: str,
+        tags: Mapping[str, str],
+        configuration: Mapping[str, Mapping[str, Any]],
+    ) -> Group:
+        now = self._clock.now_ms()
+        try:
+            group = Group(
+                str(uuid.uuid4()),
+                operator_id,
+                {"name": "", **tags},
+                {ns: dict(values) for ns, values in configuration.items()},
+                now,
+                now,
+            )
+        except ValueError as error:
+            raise HarvestError(errors.INVALID_BODY, str(error)) from None
+        async with self._lock:
+            await self._commit([PutGroup(group)])
+        return group
+
+    async def update_group(self, operator_id: str, group_id: str, change: Any) -> Group:
+        """Apply ``change(group) -> configuration`` under the lock and store the result."""
+        async with self._lock:
+            group = self.group(operator_id, group_id)
+            updated = replace(group, configuration=change(group), modified_ms=self._clock.now_ms())
+            await self._commit([PutGroup(updated)])
+            return updated
+
+    async def delete_group(self, operator_id: str, group_id: str) -> None:
+        """Delete the group; its SIMs leave it (they then have no group)."""
+        async with self._lock:
+            self.group(operator_id, group_id)
+            now = self._clock.now_ms()
+            members = [
+                replace(s, group_id=None, modified_ms=now)
+                for s in self._sims.values()
+                if s.group_id == group_id
+            ]
+            await self._commit([DeleteGroup(group_id), *(PutSim(s) for s in members)])
+
+    # --- SIMs ---------------------------------------------------------------------------------
+    async def create_sim(
+        self,
+        operator_id: str,
+        *,
+        imsi: str | None = None,
+        group_id: str | None = None,
+        status: SimStatus = SimStatus.READY,
+        session_address: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Sim:
+        """Provision a SIM; with no session address it gets its own loopback address."""
+        async with self._lock:
+            if operator_id not in self._operators:
+                raise HarvestError(errors.NOT_FOUND, f"No such operator: {operator_id}")
+            if imsi is None:
+                numbers = [int(i) for i in self._sims if len(i) == 15]
+                imsi = f"{max(numbers, default=int(self._provisioning.imsi)) + 1:015d}"
+            elif imsi in self._sims:
+                raise HarvestError(errors.CONFLICT, f"SIM {imsi} already exists.")
+            if group_id is not None:
+                self.group(operator_id, group_id)
+            if session_address is None:
+                session_address = self._allocator.allocate(self._by_address)
+            elif session_address in self._by_address:
+                owner = self._by_address[session_address].imsi
+                raise HarvestError(
+                    errors.CONFLICT, f"Session address {session_address} belongs to SIM {owner}."
+                )
+            try:
+                sim = self._new_sim(
+                    operator_id,
+                    imsi,
+                    group_id,
+                    status,
+                    session_address,
+                    tags or {},
+                    self._clock.now_ms(),
+                )
+            except ValueError as error:
+                raise HarvestError(errors.INVALID_BODY, str(error)) from None
+            await self._commit([PutSim(sim)])
+            return sim
+
+    async def update_sim(self, operator_id: str, imsi: str, **changes: Any) -> Sim:
+        async with self._lock:
+            sim = self.sim(operator_id, imsi)
+            updated = sim.with_changes(modified_ms=self._clock.now_ms(), **changes)
+            await self._commit([PutSim(updated)])
+            return updated
+
+    async def set_group(self, operator_id: str, imsi: str, group_id: str) -> Sim:
+        self.group(operator_id, group_id)
+        return await self.update_sim(operator_id, imsi, group_id=group_id)
+
+    async def unset_group(self, operator_id: str, imsi: str) -> Sim:
+        if self.sim(operator_id, imsi).group_id is None:
+            raise HarvestError(errors.NOT_FOUND, f"Subscriber {imsi} is not in a group.")
+        return await self.update_sim(operator_id, imsi, group_id=None)
+
+    async def activate_on_traffic(self, imsi: str) -> None:
+        """Data in ``ready`` or ``standby`` makes a SIM ``active`` (air-global-terms Sch. 1(2))."""
+        async with self._lock:
+            sim = self._sims.get(imsi)
+            if sim is None or sim.status not in (SimStatus.READY, SimStatus.STANDBY):
+                return
+            await self._commit(
+                [
+                    PutSim(
+                        sim.with_changes(status=SimStatus.ACTIVE, modified_ms=self._clock.now_ms())
+                    )
+                ]
+            )

@@ -1,0 +1,78 @@
+"""Running the application: the HTTP edge site, the start-up banner and a bounded shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import TextIO
+
+from aiohttp import web
+
+from harvest.app import create_app
+from harvest.context import LISTENERS, REGISTRY
+from harvest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: How long shutdown waits for in-flight requests before closing connections.
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+def _url(address: object) -> str:
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return str(address)
+
+
+def banner(app: web.Application, settings: Settings) -> str:
+    registry = app[REGISTRY]
+    http = app[LISTENERS].addresses.get("http", [])
+    lines = ["SORACOM Harvest emulator is running"]
+    lines += [f"  HTTP edge        {url}   (device writes, /v1 API, /_emulator)" for url in http]
+    lines.append(f"  storage          {settings.database_path or 'memory (nothing on disk)'}")
+    operator = registry.operator(settings.operator_id)
+    if operator is not None:
+        lines.append(f"  operator         {operator.operator_id}")
+        lines.append(f"    auth key       {settings.auth_key_id} / {settings.auth_key}")
+        lines.append(f"    root login     {settings.email} / {settings.password}")
+    sim = registry.find_sim(settings.operator_id, settings.default_imsi)
+    if sim is not None:
+        lines.append(f"  default SIM      {sim.imsi} ({sim.status}) at {sim.session_address}")
+    if http:
+        lines.append(
+            f"  try: curl -H 'Content-Type: application/json' -d '{{\"temp\":21.5}}' {http[0]}/"
+        )
+    return "\n".join(lines)
+
+
+async def run(
+    settings: Settings, *, out: TextIO = sys.stdout, stop: asyncio.Event | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set), then shut down within a bound."""
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        keepalive_timeout=settings.keepalive_timeout,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        await site.start()
+        app[LISTENERS].up("http", [_url(a) for a in runner.addresses])
+        print(banner(app, settings), file=out, flush=True)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()

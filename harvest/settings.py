@@ -1,0 +1,204 @@
+"""The one frozen :class:`Settings`, parsed once at the entry point.
+
+Sources, lowest precedence first: the defaults below, an optional TOML file (``--config`` or
+``HARVEST_CONFIG``), ``HARVEST_*`` environment variables, then command-line flags. Every field
+has the same name everywhere: ``max_payload_bytes`` is ``max_payload_bytes = 2048`` in TOML,
+``HARVEST_MAX_PAYLOAD_BYTES=2048`` in the environment and ``--max-payload-bytes 2048`` as a flag.
+Unknown keys, unknown ``HARVEST_*`` variables and bad values fail at start with a message that
+names the source. Nothing here reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import tomllib
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "HARVEST_"
+CONFIG_ENV = "HARVEST_CONFIG"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or has a bad value; the message names the source."""
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the emulator can be told at start; see the README's settings table."""
+
+    host: str = _setting("127.0.0.1", "address every listener binds (0.0.0.0 or :: for all)")
+    port: int = _setting(8080, "HTTP edge port: device writes, /v1 API, /_emulator (0 = free)")
+    harvest_port: int = _setting(8514, "raw TCP/UDP Harvest port (reserved for TCP/UDP)")
+    unified_port: int = _setting(23080, "raw TCP/UDP Unified Endpoint port (reserved)")
+    data_dir: Path = _setting(Path(".harvest"), "directory of the SQLite database")
+    memory: bool = _setting(False, "keep everything in memory; nothing touches the disk")
+    max_payload_bytes: int = _setting(1024, "largest device write in bytes; 413 above (spec A2)")
+    keepalive_timeout: float = _setting(65.0, "HTTP keep-alive idle timeout, seconds (spec A1)")
+    control: bool = _setting(True, "serve the /_emulator control plane")
+    control_token: str = _setting("", "if set, /_emulator needs X-Emulator-Token: <token>")
+    operator_id: str = _setting("OP0000000000", "operator provisioned on first start")
+    auth_key_id: str = _setting("keyId-harvest-emulator", "its auth key id")
+    auth_key: str = _setting("secret-harvest-emulator", "its auth key secret")
+    email: str = _setting("emulator@example.com", "its root email")
+    password: str = _setting("emulator", "its root password")
+    default_imsi: str = _setting("001010000000001", "IMSI of the SIM provisioned on first start")
+    default_session_address: str = _setting("127.0.0.1", "that SIM's session address")
+    group_commit_max: int = _setting(2048, "most writes committed in one SQLite transaction")
+    log_level: str = _setting("info", "debug, info, warning or error")
+
+    def __post_init__(self) -> None:
+        for name in ("port", "harvest_port", "unified_port"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise SettingsError(f"{name} must be a port from 0 to 65535, not {value}")
+        if not 1 <= self.max_payload_bytes <= 16 * 1024 * 1024:
+            raise SettingsError("max_payload_bytes must be from 1 to 16777216")
+        if self.keepalive_timeout <= 0:
+            raise SettingsError("keepalive_timeout must be positive")
+        if not 1 <= self.group_commit_max <= 100_000:
+            raise SettingsError("group_commit_max must be from 1 to 100000")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        if not self.operator_id.startswith("OP"):
+            raise SettingsError("operator_id must start with OP")
+        if not self.auth_key_id.startswith("keyId-"):
+            raise SettingsError("auth_key_id must start with keyId-")
+        if not (self.default_imsi.isdigit() and 6 <= len(self.default_imsi) <= 15):
+            raise SettingsError("default_imsi must be 6 to 15 digits")
+        try:
+            ipaddress.ip_address(self.default_session_address)
+        except ValueError:
+            raise SettingsError("default_session_address must be an IP address") from None
+
+    @property
+    def database_path(self) -> Path | None:
+        """The SQLite file, or ``None`` with ``memory``."""
+        return None if self.memory else self.data_dir / "harvest.sqlite3"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_TYPES: dict[str, Any] = typing.get_type_hints(Settings)
+
+
+def _convert(name: str, raw: Any, source: str) -> Any:
+    """Turn ``raw`` (text from flags/env, or a TOML value) into the field's type, strictly."""
+    kind = _TYPES[name]
+    where = f"{source}: {name}"
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(raw, str) and raw.lower() in ("false", "0", "no", "off"):
+            return False
+        raise SettingsError(f"{where} must be true or false, not {raw!r}")
+    if kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return int(raw.strip(), 10)
+            except ValueError:
+                pass
+        raise SettingsError(f"{where} must be a whole number, not {raw!r}")
+    if kind is float:
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+        raise SettingsError(f"{where} must be a number, not {raw!r}")
+    if not isinstance(raw, str):
+        raise SettingsError(f"{where} must be a string, not {raw!r}")
+    return Path(raw) if kind is Path else raw
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file {path} is not valid TOML: {error}") from None
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in _FIELDS:
+            raise SettingsError(f"config file {path}: unknown setting {key!r}")
+        values[key] = _convert(key, raw, f"config file {path}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting, plus ``--config``; every flag defaults to "not given"."""
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings")
+    for name, spec in _FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        if _TYPES[name] is bool:
+            parser.add_argument(
+                flag,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=spec.metadata["help"],
+            )
+        else:
+            parser.add_argument(
+                flag,
+                dest=name,
+                default=None,
+                metavar=name.upper(),
+                help=f"{spec.metadata['help']} (default: {spec.default})",
+            )
+
+
+def from_sources(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from parsed flags (``argparse`` namespace vars) and an environment."""
+    flags = dict(flags or {})
+    environ = environ or {}
+    values: dict[str, Any] = {}
+
+    config = flags.pop("config", None) or environ.get(CONFIG_ENV)
+    if config:
+        values.update(_read_toml(Path(config)))
+
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in _FIELDS:
+            raise SettingsError(f"environment: unknown variable {key}")
+        values[name] = _convert(name, raw, f"environment {key}")
+
+    for name, raw in flags.items():
+        if name in _FIELDS and raw is not None:
+            values[name] = _convert(name, raw, "flag --" + name.replace("_", "-"))
+
+    return Settings(**values)
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+    """Parse ``serve``'s flags alone (used by tests and embedders)."""
+    parser = argparse.ArgumentParser(prog="harvest-emulator serve", exit_on_error=False)
+    add_arguments(parser)
+    try:
+        namespace = parser.parse_args(list(argv))
+    except argparse.ArgumentError as error:
+        raise SettingsError(str(error)) from None
+    return from_sources(vars(namespace), environ)

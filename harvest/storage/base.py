@@ -1,0 +1,210 @@
+"""The storage seam: one ``typing.Protocol`` and the typed mutations it applies.
+
+A store keeps two kinds of things. The *state* (operators, credentials, tokens, groups, SIMs) is
+small, loaded whole at start and mutated rarely. The *data* (Harvest Data entries, their
+per-resource metadata and per-SIM daily write counts) grows without bound and is read by pages.
+
+Every change goes through :meth:`Store.apply` as a sequence of mutations that is applied
+atomically and is durable when the call returns: a device gets ``201`` only after that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from harvest.domain import (
+    ApiToken,
+    AuthKey,
+    DataEntry,
+    Group,
+    Operator,
+    ResourceMetadata,
+    ResourceType,
+    Sim,
+)
+
+
+# --- mutations -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PutEntries:
+    """Store entries (overwriting any at the same key) and count the writes.
+
+    ``write_counts`` holds ``(operator_id, imsi, utc_day, n)``: a write that overwrites an entry
+    at the same millisecond is still counted (spec A1), so counts and entries may differ.
+    """
+
+    entries: tuple[DataEntry, ...]
+    #: When the write happened (emulator clock): the resources' ``lastModifiedTime``.
+    written_ms: int
+    write_counts: tuple[tuple[str, str, str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteEntry:
+    operator_id: str
+    resource_type: ResourceType
+    resource_id: str
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResourceData:
+    """Delete every entry and the metadata of one resource (control-plane reset of one SIM)."""
+
+    operator_id: str
+    resource_type: ResourceType
+    resource_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutOperator:
+    operator: Operator
+
+
+@dataclass(frozen=True, slots=True)
+class PutAuthKey:
+    auth_key: AuthKey
+
+
+@dataclass(frozen=True, slots=True)
+class PutToken:
+    token: ApiToken
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTokens:
+    tokens: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PutGroup:
+    group: Group
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteGroup:
+    group_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutSim:
+    sim: Sim
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteEverything:
+    """Wipe state and data alike (control-plane reset)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarkProvisioned:
+    """Remember that first-start provisioning has run, so it never runs again."""
+
+
+Mutation = (
+    PutEntries
+    | DeleteEntry
+    | DeleteResourceData
+    | PutOperator
+    | PutAuthKey
+    | PutToken
+    | DeleteTokens
+    | PutGroup
+    | DeleteGroup
+    | PutSim
+    | DeleteEverything
+    | MarkProvisioned
+)
+
+
+# --- reads -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class EntryQuery:
+    """One page of one resource's entries, ``from_ms <= time <= to_ms`` (spec B7).
+
+    ``after`` is the time of the last entry of the previous page: the page continues strictly
+    below it (descending) or above it (ascending).
+    """
+
+    operator_id: str
+    resource_type: ResourceType
+    resource_id: str
+    from_ms: int
+    to_ms: int
+    ascending: bool
+    limit: int
+    after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryQuery:
+    """One page of one operator's entries in a category, ordered by (time, resource)."""
+
+    operator_id: str
+    category: str
+    from_ms: int
+    to_ms: int
+    ascending: bool
+    limit: int
+    after: tuple[int, str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    provisioned: bool
+    operators: tuple[Operator, ...] = ()
+    auth_keys: tuple[AuthKey, ...] = ()
+    tokens: tuple[ApiToken, ...] = ()
+    groups: tuple[Group, ...] = ()
+    sims: tuple[Sim, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What a store reports about itself (control plane and, later, metrics)."""
+
+    kind: str
+    path: str | None = None
+    batches: int = 0
+    mutations: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """Where the emulator keeps everything. Implementations: SQLite and in-memory."""
+
+    async def open(self) -> None:
+        """Create or upgrade the schema and start any background work."""
+
+    async def close(self) -> None:
+        """Finish pending writes and release every resource."""
+
+    async def load_state(self) -> StateSnapshot: ...
+
+    async def apply(self, mutations: Sequence[Mutation]) -> None:
+        """Apply ``mutations`` atomically; durable once this returns."""
+
+    async def query_entries(self, query: EntryQuery) -> list[DataEntry]:
+        """At most ``query.limit`` entries, in the query's order."""
+
+    async def query_category(self, query: CategoryQuery) -> list[DataEntry]: ...
+
+    async def get_entry(
+        self, operator_id: str, resource_type: ResourceType, resource_id: str, time: int
+    ) -> DataEntry | None: ...
+
+    async def list_resources(
+        self,
+        operator_id: str,
+        resource_type: ResourceType | None,
+        limit: int,
+        after: tuple[str, str] | None,
+    ) -> list[ResourceMetadata]:
+        """Resources with data, ordered by (type, id), strictly after ``after``."""
+
+    async def write_count(self, operator_id: str, imsi: str, day: str) -> int:
+        """Writes counted for one SIM on one UTC day (``YYYY-MM-DD``)."""
+
+    def stats(self) -> StoreStats: ...

@@ -1,0 +1,219 @@
+"""The in-memory store (``--memory``): the same contract as SQLite, nothing on disk.
+
+It is also the oracle of the property test that checks both stores agree.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from harvest.domain import (
+    ApiToken,
+    AuthKey,
+    DataEntry,
+    Group,
+    Operator,
+    ResourceMetadata,
+    ResourceType,
+    Sim,
+)
+from harvest.storage.base import (
+    CategoryQuery,
+    DeleteEntry,
+    DeleteEverything,
+    DeleteGroup,
+    DeleteResourceData,
+    DeleteTokens,
+    EntryQuery,
+    MarkProvisioned,
+    Mutation,
+    PutAuthKey,
+    PutEntries,
+    PutGroup,
+    PutOperator,
+    PutSim,
+    PutToken,
+    StateSnapshot,
+    StoreStats,
+)
+
+_ResourceKey = tuple[str, ResourceType, str]
+
+
+@dataclass(slots=True)
+class _Series:
+    """One resource's entries: times kept sorted beside a map from time to entry."""
+
+    times: list[int] = field(default_factory=list)
+    by_time: dict[int, DataEntry] = field(default_factory=dict)
+    last_modified: int = 0
+    attribute_names: set[str] = field(default_factory=set)
+
+    def put(self, entry: DataEntry) -> None:
+        if entry.time not in self.by_time:
+            bisect.insort(self.times, entry.time)
+        self.by_time[entry.time] = entry
+
+    def delete(self, time: int) -> None:
+        if self.by_time.pop(time, None) is not None:
+            del self.times[bisect.bisect_left(self.times, time)]
+
+
+class MemoryStore:
+    """:class:`~harvest.storage.base.Store` in dictionaries."""
+
+    def __init__(self) -> None:
+        self._clear()
+        self._applied = 0
+
+    def _clear(self) -> None:
+        self._provisioned = False
+        self._operators: dict[str, Operator] = {}
+        self._auth_keys: dict[str, AuthKey] = {}
+        self._tokens: dict[str, ApiToken] = {}
+        self._groups: dict[str, Group] = {}
+        self._sims: dict[str, Sim] = {}
+        self._series: dict[_ResourceKey, _Series] = {}
+        self._counts: dict[tuple[str, str, str], int] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def load_state(self) -> StateSnapshot:
+        return StateSnapshot(
+            provisioned=self._provisioned,
+            operators=tuple(self._operators.values()),
+            auth_keys=tuple(self._auth_keys.values()),
+            tokens=tuple(self._tokens.values()),
+            groups=tuple(self._groups.values()),
+            sims=tuple(self._sims.values()),
+        )
+
+    async def apply(self, mutations: Sequence[Mutation]) -> None:
+        # Nothing here awaits, so the whole sequence is applied atomically on the loop.
+        for mutation in mutations:
+            self._apply(mutation)
+        self._applied += len(mutations)
+
+    def _apply(self, mutation: Mutation) -> None:
+        if isinstance(mutation, PutEntries):
+            for entry in mutation.entries:
+                key = (entry.operator_id, entry.resource_type, entry.resource_id)
+                series = self._series.setdefault(key, _Series())
+                series.put(entry)
+                series.last_modified = max(series.last_modified, mutation.written_ms)
+                series.attribute_names.update(entry.attribute_names())
+            for operator_id, imsi, day, n in mutation.write_counts:
+                count_key = (operator_id, imsi, day)
+                self._counts[count_key] = self._counts.get(count_key, 0) + n
+        elif isinstance(mutation, DeleteEntry):
+            found = self._series.get(
+                (mutation.operator_id, mutation.resource_type, mutation.resource_id)
+            )
+            if found is not None:
+                found.delete(mutation.time)
+        elif isinstance(mutation, DeleteResourceData):
+            self._series.pop(
+                (mutation.operator_id, mutation.resource_type, mutation.resource_id), None
+            )
+        elif isinstance(mutation, PutOperator):
+            self._operators[mutation.operator.operator_id] = mutation.operator
+        elif isinstance(mutation, PutAuthKey):
+            self._auth_keys[mutation.auth_key.key_id] = mutation.auth_key
+        elif isinstance(mutation, PutToken):
+            self._tokens[mutation.token.token] = mutation.token
+        elif isinstance(mutation, DeleteTokens):
+            for token in mutation.tokens:
+                self._tokens.pop(token, None)
+        elif isinstance(mutation, PutGroup):
+            self._groups[mutation.group.group_id] = mutation.group
+        elif isinstance(mutation, DeleteGroup):
+            self._groups.pop(mutation.group_id, None)
+        elif isinstance(mutation, PutSim):
+            self._sims[mutation.sim.imsi] = mutation.sim
+        elif isinstance(mutation, DeleteEverything):
+            self._clear()
+        elif isinstance(mutation, MarkProvisioned):
+            self._provisioned = True
+        else:  # pragma: no cover - the union is exhaustive
+            raise TypeError(f"unknown mutation {mutation!r}")
+
+    async def query_entries(self, query: EntryQuery) -> list[DataEntry]:
+        series = self._series.get((query.operator_id, query.resource_type, query.resource_id))
+        if series is None:
+            return []
+        low, high = query.from_ms, query.to_ms
+        if query.after is not None:
+            if query.ascending:
+                low = max(low, query.after + 1)
+            else:
+                high = min(high, query.after - 1)
+        start = bisect.bisect_left(series.times, low)
+        stop = bisect.bisect_right(series.times, high)
+        if query.ascending:
+            times = series.times[start : min(stop, start + query.limit)]
+        else:
+            times = series.times[max(start, stop - query.limit) : stop][::-1]
+        return [series.by_time[t] for t in times]
+
+    async def query_category(self, query: CategoryQuery) -> list[DataEntry]:
+        matches = sorted(
+            (
+                (entry.time, entry.resource_type.value, entry.resource_id, entry)
+                for (operator_id, _, _), series in self._series.items()
+                if operator_id == query.operator_id
+                for entry in series.by_time.values()
+                if entry.category == query.category and query.from_ms <= entry.time <= query.to_ms
+            ),
+            key=lambda row: row[:3],
+            reverse=not query.ascending,
+        )
+        if query.after is not None:
+            after = query.after
+            matches = [m for m in matches if (m[:3] > after if query.ascending else m[:3] < after)]
+        return [m[3] for m in matches[: query.limit]]
+
+    async def get_entry(
+        self, operator_id: str, resource_type: ResourceType, resource_id: str, time: int
+    ) -> DataEntry | None:
+        series = self._series.get((operator_id, resource_type, resource_id))
+        return None if series is None else series.by_time.get(time)
+
+    async def list_resources(
+        self,
+        operator_id: str,
+        resource_type: ResourceType | None,
+        limit: int,
+        after: tuple[str, str] | None,
+    ) -> list[ResourceMetadata]:
+        rows = sorted(
+            (
+                (rt.value, rid, series)
+                for (op, rt, rid), series in self._series.items()
+                if op == operator_id
+                and (resource_type is None or rt == resource_type)
+                and (after is None or (rt.value, rid) > after)
+            ),
+            key=lambda row: (row[0], row[1]),
+        )
+        return [
+            ResourceMetadata(
+                operator_id,
+                ResourceType(rt),
+                rid,
+                series.last_modified,
+                tuple(sorted(series.attribute_names)),
+            )
+            for rt, rid, series in rows[:limit]
+        ]
+
+    async def write_count(self, operator_id: str, imsi: str, day: str) -> int:
+        return self._counts.get((operator_id, imsi, day), 0)
+
+    def stats(self) -> StoreStats:
+        return StoreStats(kind="memory", mutations=self._applied)

@@ -1,0 +1,523 @@
+"""The SQLite store: WAL, ``synchronous=FULL``, group commit off the event loop.
+
+Writers call :meth:`SqliteStore.apply` and wait. One background task drains every waiting call
+into one transaction on the writer connection (aiosqlite runs it on its own thread), commits it
+with one fsync, and only then answers each waiter: a ``201`` is sent after the entry is on disk,
+and a thousand concurrent writers cost one commit instead of a thousand. Reads use a second
+connection, so a page read never waits behind a commit (WAL lets them run side by side).
+
+Entries live in a ``WITHOUT ROWID`` table clustered on (operator, resource type, resource id,
+time): a page read is one index range scan whose cost follows the page size, not the data size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from harvest.domain import DataEntry, ResourceMetadata, ResourceType
+from harvest.storage import codec
+from harvest.storage.base import (
+    CategoryQuery,
+    DeleteEntry,
+    DeleteEverything,
+    DeleteGroup,
+    DeleteResourceData,
+    DeleteTokens,
+    EntryQuery,
+    MarkProvisioned,
+    Mutation,
+    PutAuthKey,
+    PutEntries,
+    PutGroup,
+    PutOperator,
+    PutSim,
+    PutToken,
+    StateSnapshot,
+    StoreStats,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS operators (operator_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS auth_keys (key_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sims (imsi TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    operator_id TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    content TEXT NOT NULL,
+    category TEXT,
+    PRIMARY KEY (operator_id, resource_type, resource_id, time)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_category
+    ON entries (operator_id, category, time, resource_type, resource_id)
+    WHERE category IS NOT NULL;
+CREATE TABLE IF NOT EXISTS resources (
+    operator_id TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    last_modified INTEGER NOT NULL,
+    attribute_names TEXT NOT NULL,
+    PRIMARY KEY (operator_id, resource_type, resource_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS write_counts (
+    operator_id TEXT NOT NULL,
+    imsi TEXT NOT NULL,
+    day TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (operator_id, imsi, day)
+) WITHOUT ROWID;
+"""
+
+_PUT_ENTRY = "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)"
+# attributeNames accumulate: the union of the stored names and the batch's names.
+_PUT_RESOURCE = """
+INSERT INTO resources VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (operator_id, resource_type, resource_id) DO UPDATE SET
+    last_modified = max(last_modified, excluded.last_modified),
+    attribute_names = CASE
+        WHEN excluded.attribute_names = '[]' THEN attribute_names
+        ELSE (SELECT json_group_array(value) FROM (
+            SELECT value FROM json_each(resources.attribute_names)
+            UNION SELECT value FROM json_each(excluded.attribute_names)))
+    END
+"""
+_COUNT_WRITES = """
+INSERT INTO write_counts VALUES (?, ?, ?, ?)
+ON CONFLICT (operator_id, imsi, day) DO UPDATE SET count = count + excluded.count
+"""
+_WIPE = (
+    "meta",
+    "operators",
+    "auth_keys",
+    "tokens",
+    "groups",
+    "sims",
+    "entries",
+    "resources",
+    "write_counts",
+)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (newer schema, not a database, disk failure)."""
+
+
+@dataclass(slots=True)
+class _Waiter:
+    mutations: Sequence[Mutation]
+    future: asyncio.Future[None]
+
+
+class _Plan:
+    """Turns mutations into ordered ``executemany`` steps, merging runs of the same statement.
+
+    Entry writes commute with each other, so consecutive ``PutEntries`` are gathered into one
+    step per table; any other mutation flushes them first, which keeps the order that matters
+    (a reset followed by provisioning in the same batch).
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, list[tuple[Any, ...]]]] = []
+        self._entries: list[tuple[Any, ...]] = []
+        self._resources: dict[tuple[str, str, str], tuple[int, set[str]]] = {}
+        self._counts: dict[tuple[str, str, str], int] = {}
+
+    def _step(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        if self.steps and self.steps[-1][0] == sql:
+            self.steps[-1][1].extend(rows)
+        else:
+            self.steps.append((sql, list(rows)))
+
+    def _flush_data(self) -> None:
+        if self._entries:
+            self._step(_PUT_ENTRY, self._entries)
+            self._entries = []
+        if self._resources:
+            self._step(
+                _PUT_RESOURCE,
+                (
+                    (*key, modified, json.dumps(sorted(names)))
+                    for key, (modified, names) in self._resources.items()
+                ),
+            )
+            self._resources = {}
+        if self._counts:
+            self._step(_COUNT_WRITES, ((*key, n) for key, n in self._counts.items()))
+            self._counts = {}
+
+    def add(self, mutation: Mutation) -> None:
+        if isinstance(mutation, PutEntries):
+            for entry in mutation.entries:
+                key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
+                self._entries.append(
+                    (*key, entry.time, entry.content_type, entry.content, entry.category)
+                )
+                modified, names = self._resources.get(key, (0, set()))
+                names.update(entry.attribute_names())
+                self._resources[key] = (max(modified, mutation.written_ms), names)
+            for operator_id, imsi, day, n in mutation.write_counts:
+                count_key = (operator_id, imsi, day)
+                self._counts[count_key] = self._counts.get(count_key, 0) + n
+            return
+        self._flush_data()
+        if isinstance(mutation, DeleteEntry):
+            self._step(
+                "DELETE FROM entries WHERE operator_id = ? AND resource_type = ? "
+                "AND resource_id = ? AND time = ?",
+                [
+                    (
+                        mutation.operator_id,
+                        mutation.resource_type.value,
+                        mutation.resource_id,
+                        mutation.time,
+                    )
+                ],
+            )
+        elif isinstance(mutation, DeleteResourceData):
+            key = (mutation.operator_id, mutation.resource_type.value, mutation.resource_id)
+            where = "WHERE operator_id = ? AND resource_type = ? AND resource_id = ?"
+            self._step(f"DELETE FROM entries {where}", [key])
+            self._step(f"DELETE FROM resources {where}", [key])
+        elif isinstance(mutation, PutOperator):
+            self._step(
+                "INSERT OR REPLACE INTO operators VALUES (?, ?)",
+                [(mutation.operator.operator_id, codec.dump(mutation.operator))],
+            )
+        elif isinstance(mutation, PutAuthKey):
+            self._step(
+                "INSERT OR REPLACE INTO auth_keys VALUES (?, ?)",
+                [(mutation.auth_key.key_id, codec.dump(mutation.auth_key))],
+            )
+        elif isinstance(mutation, PutToken):
+            self._step(
+                "INSERT OR REPLACE INTO tokens VALUES (?, ?)",
+                [(mutation.token.token, codec.dump(mutation.token))],
+            )
+        elif isinstance(mutation, DeleteTokens):
+            self._step("DELETE FROM tokens WHERE token = ?", [(t,) for t in mutation.tokens])
+        elif isinstance(mutation, PutGroup):
+            self._step(
+                "INSERT OR REPLACE INTO groups VALUES (?, ?)",
+                [(mutation.group.group_id, codec.dump(mutation.group))],
+            )
+        elif isinstance(mutation, DeleteGroup):
+            self._step("DELETE FROM groups WHERE group_id = ?", [(mutation.group_id,)])
+        elif isinstance(mutation, PutSim):
+            self._step(
+                "INSERT OR REPLACE INTO sims VALUES (?, ?)",
+                [(mutation.sim.imsi, codec.dump(mutation.sim))],
+            )
+        elif isinstance(mutation, DeleteEverything):
+            for table in _WIPE:
+                self._step(f"DELETE FROM {table}", [()])
+        elif isinstance(mutation, MarkProvisioned):
+            self._step("INSERT OR REPLACE INTO meta VALUES ('provisioned', '1')", [()])
+        else:  # pragma: no cover - the union is exhaustive
+            raise TypeError(f"unknown mutation {mutation!r}")
+
+    def finish(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        self._flush_data()
+        return self.steps
+
+
+class SqliteStore:
+    """:class:`~harvest.storage.base.Store` on one SQLite file."""
+
+    def __init__(self, path: Path, *, max_batch: int = 2048) -> None:
+        self._path = path
+        self._max_batch = max_batch
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._queue: asyncio.Queue[_Waiter | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._batches = 0
+        self._mutations = 0
+        self._largest_batch = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(self._path, isolation_level=None)
+        try:
+            await self._prepare(writer)
+        except BaseException:
+            await writer.close()
+            raise
+        self._writer = writer
+        self._reader = await aiosqlite.connect(self._path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout = 5000")
+        await self._reader.execute("PRAGMA query_only = 1")
+        self._task = asyncio.create_task(self._commit_loop(), name="sqlite-group-commit")
+
+    async def _prepare(self, db: aiosqlite.Connection) -> None:
+        try:
+            (version,) = await self._one(db, "PRAGMA user_version")
+            mode = (await self._one(db, "PRAGMA journal_mode = WAL"))[0]
+        except aiosqlite.DatabaseError as error:
+            raise StoreError(f"{self._path} is not a usable SQLite database: {error}") from None
+        if mode != "wal":
+            raise StoreError(f"{self._path}: cannot switch to WAL (journal mode {mode})")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self._path} was written by a newer emulator (schema {version}, "
+                f"this one knows {SCHEMA_VERSION})"
+            )
+        await db.execute("PRAGMA synchronous = FULL")
+        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.executescript(SCHEMA)
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @staticmethod
+    async def _one(db: aiosqlite.Connection, sql: str) -> tuple[Any, ...]:
+        async with db.execute(sql) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return tuple(row)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+            self._task = None
+        for db in (self._reader, self._writer):
+            if db is not None:
+                await db.close()
+        self._reader = self._writer = None
+
+    # --- writes -------------------------------------------------------------------------------
+    async def apply(self, mutations: Sequence[Mutation]) -> None:
+        if self._task is None or self._task.done():
+            raise StoreError("the store is closed")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Waiter(mutations, future))
+        await future
+
+    async def _commit_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            size = len(first.mutations)
+            while size < self._max_batch and not self._queue.empty():
+                waiter = self._queue.get_nowait()
+                if waiter is None:
+                    stopping = True
+                    break
+                batch.append(waiter)
+                size += len(waiter.mutations)
+            await self._commit_batch(batch)
+        # Answer anything that raced with close().
+        while not self._queue.empty():
+            waiter = self._queue.get_nowait()
+            if waiter is not None and not waiter.future.done():
+                waiter.future.set_exception(StoreError("the store is closed"))
+
+    async def _commit_batch(self, batch: list[_Waiter]) -> None:
+        try:
+            await self._transaction([m for waiter in batch for m in waiter.mutations])
+        except Exception as error:
+            if len(batch) == 1:
+                self._settle(batch[0], error)
+                return
+            # Isolate the failure: one bad call must not fail its neighbours.
+            log.warning(
+                "group commit of %d calls failed (%s); retrying one by one", len(batch), error
+            )
+            for waiter in batch:
+                try:
+                    await self._transaction(waiter.mutations)
+                except Exception as single_error:
+                    self._settle(waiter, single_error)
+                else:
+                    self._settle(waiter, None)
+            return
+        for waiter in batch:
+            self._settle(waiter, None)
+
+    @staticmethod
+    def _settle(waiter: _Waiter, error: Exception | None) -> None:
+        if waiter.future.done():  # the caller was cancelled; the data is committed anyway
+            return
+        if error is None:
+            waiter.future.set_result(None)
+        else:
+            waiter.future.set_exception(error)
+
+    async def _transaction(self, mutations: Sequence[Mutation]) -> None:
+        db = self._writer
+        assert db is not None
+        plan = _Plan()
+        for mutation in mutations:
+            plan.add(mutation)
+        steps = plan.finish()
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, rows in steps:
+                await db.executemany(sql, rows)
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        self._batches += 1
+        self._mutations += len(mutations)
+        self._largest_batch = max(self._largest_batch, len(mutations))
+
+    # --- reads --------------------------------------------------------------------------------
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> Iterable[Any]:
+        assert self._reader is not None, "the store is not open"
+        return await self._reader.execute_fetchall(sql, params)
+
+    async def load_state(self) -> StateSnapshot:
+        async def docs(table: str) -> list[str]:
+            return [row[0] for row in await self._fetch(f"SELECT doc FROM {table}", ())]
+
+        provisioned = bool(
+            list(await self._fetch("SELECT 1 FROM meta WHERE key = 'provisioned'", ()))
+        )
+        return StateSnapshot(
+            provisioned=provisioned,
+            operators=tuple(codec.load_operator(d) for d in await docs("operators")),
+            auth_keys=tuple(codec.load_auth_key(d) for d in await docs("auth_keys")),
+            tokens=tuple(codec.load_token(d) for d in await docs("tokens")),
+            groups=tuple(codec.load_group(d) for d in await docs("groups")),
+            sims=tuple(codec.load_sim(d) for d in await docs("sims")),
+        )
+
+    async def query_entries(self, query: EntryQuery) -> list[DataEntry]:
+        low, high = query.from_ms, query.to_ms
+        if query.after is not None:
+            if query.ascending:
+                low = max(low, query.after + 1)
+            else:
+                high = min(high, query.after - 1)
+        order = "ASC" if query.ascending else "DESC"
+        rows = await self._fetch(
+            "SELECT time, content_type, content, category FROM entries "
+            "WHERE operator_id = ? AND resource_type = ? AND resource_id = ? "
+            f"AND time >= ? AND time <= ? ORDER BY time {order} LIMIT ?",
+            (
+                query.operator_id,
+                query.resource_type.value,
+                query.resource_id,
+                low,
+                high,
+                query.limit,
+            ),
+        )
+        return [
+            DataEntry(
+                query.operator_id,
+                query.resource_type,
+                query.resource_id,
+                time,
+                content_type,
+                content,
+                category,
+            )
+            for time, content_type, content, category in rows
+        ]
+
+    async def query_category(self, query: CategoryQuery) -> list[DataEntry]:
+        order = "ASC" if query.ascending else "DESC"
+        params: list[Any] = [query.operator_id, query.category, query.from_ms, query.to_ms]
+        keyset = ""
+        if query.after is not None:
+            keyset = (
+                f"AND (time, resource_type, resource_id) {'>' if query.ascending else '<'} "
+                "(?, ?, ?)"
+            )
+            params.extend(query.after)
+        params.append(query.limit)
+        rows = await self._fetch(
+            "SELECT resource_type, resource_id, time, content_type, content FROM entries "
+            "WHERE operator_id = ? AND category = ? AND time >= ? AND time <= ? "
+            f"{keyset} ORDER BY time {order}, resource_type {order}, resource_id {order} "
+            "LIMIT ?",
+            params,
+        )
+        return [
+            DataEntry(
+                query.operator_id, ResourceType(rt), rid, time, ctype, content, query.category
+            )
+            for rt, rid, time, ctype, content in rows
+        ]
+
+    async def get_entry(
+        self, operator_id: str, resource_type: ResourceType, resource_id: str, time: int
+    ) -> DataEntry | None:
+        rows = list(
+            await self._fetch(
+                "SELECT content_type, content, category FROM entries WHERE operator_id = ? "
+                "AND resource_type = ? AND resource_id = ? AND time = ?",
+                (operator_id, resource_type.value, resource_id, time),
+            )
+        )
+        if not rows:
+            return None
+        content_type, content, category = rows[0]
+        return DataEntry(
+            operator_id, resource_type, resource_id, time, content_type, content, category
+        )
+
+    async def list_resources(
+        self,
+        operator_id: str,
+        resource_type: ResourceType | None,
+        limit: int,
+        after: tuple[str, str] | None,
+    ) -> list[ResourceMetadata]:
+        params: list[Any] = [operator_id]
+        where = "operator_id = ?"
+        if resource_type is not None:
+            where += " AND resource_type = ?"
+            params.append(resource_type.value)
+        if after is not None:
+            where += " AND (resource_type, resource_id) > (?, ?)"
+            params.extend(after)
+        params.append(limit)
+        rows = await self._fetch(
+            "SELECT resource_type, resource_id, last_modified, attribute_names FROM resources "
+            f"WHERE {where} ORDER BY resource_type, resource_id LIMIT ?",
+            params,
+        )
+        return [
+            ResourceMetadata(operator_id, ResourceType(rt), rid, modified, tuple(json.loads(names)))
+            for rt, rid, modified, names in rows
+        ]
+
+    async def write_count(self, operator_id: str, imsi: str, day: str) -> int:
+        rows = list(
+            await self._fetch(
+                "SELECT count FROM write_counts WHERE operator_id = ? AND imsi = ? AND day = ?",
+                (operator_id, imsi, day),
+            )
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def stats(self) -> StoreStats:
+        return StoreStats(
+            kind="sqlite",
+            path=str(self._path),
+            batches=self._batches,
+            mutations=self._mutations,
+            extra={"largest_batch": self._largest_batch, "queued": self._queue.qsize()},
+        )

@@ -1,0 +1,93 @@
+"""The HTTP transport's shared pieces: typed app keys, error rendering, JSON in and out.
+
+Every error of every HTTP path (device writes, ``/v1``, ``/_emulator``) is rendered by the one
+middleware here as SORACOM's ``{"code","message"}`` body (spec A4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from harvest import errors
+from harvest.errors import HarvestError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_STATUS_ERRORS = {
+    404: errors.NO_SUCH_API,
+    405: errors.METHOD_NOT_ALLOWED,
+    413: errors.PAYLOAD_TOO_LARGE,
+    415: errors.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        text=dumps(data), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def error_response(error: HarvestError) -> web.Response:
+    return json_response(error.body(), status=error.status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every failure in SORACOM's error format; the one ``except`` of the HTTP side."""
+    try:
+        return await handler(request)
+    except HarvestError as error:
+        return error_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        spec = _HTTP_STATUS_ERRORS.get(exc.status)
+        if spec is None:
+            return json_response(
+                {"code": errors.INVALID_PARAMETER.code, "message": exc.reason}, status=exc.status
+            )
+        response = error_response(HarvestError(spec))
+        if exc.status == 405 and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return error_response(HarvestError(errors.INTERNAL))
+
+
+async def read_json(request: web.Request, *, required: bool = True) -> Any:
+    """The request's JSON body, or 400 with what is wrong; ``None`` when empty and optional."""
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise HarvestError(errors.INVALID_BODY, "The request needs a JSON body.")
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HarvestError(errors.INVALID_BODY, f"The body is not valid JSON: {error}") from None
+
+
+async def read_json_object(request: web.Request, *, required: bool = True) -> dict[str, Any]:
+    body = await read_json(request, required=required)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise HarvestError(errors.INVALID_BODY, "The body must be a JSON object.")
+    return body

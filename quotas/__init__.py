@@ -1,0 +1,1 @@
+"""Quotas, limits, retention rules, metering and billing: pure code with an injected clock."""

@@ -1,0 +1,17 @@
+"""UTC calendar arithmetic: every fee and quota period is a UTC day or month (spec A3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+DAY_MS = 86_400_000
+
+
+def utc_day(ms: int) -> str:
+    """The UTC day of a UNIX time in milliseconds, as ``YYYY-MM-DD``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def next_utc_midnight(ms: int) -> int:
+    """The first millisecond of the UTC day after the one holding ``ms``."""
+    return (ms // DAY_MS + 1) * DAY_MS

@@ -1,0 +1,40 @@
+"""Limits on what a device may write and what a reader may ask for.
+
+Each figure cites its source. SORACOM publishes few of them; where it is silent the emulator's
+choice is named as such (spec section B).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from harvest import errors
+from harvest.errors import HarvestError
+
+#: Data per write: 1 KB (spec A2, "M-": one older SORACOM page); configurable (spec B6).
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024
+
+#: Read page ``limit`` on every data-entry list operation: 1..1000, default 10 (spec A2, H).
+PAGE_LIMIT_MIN: Final = 1
+PAGE_LIMIT_MAX: Final = 1000
+PAGE_LIMIT_DEFAULT: Final = 10
+
+#: ``listSubscribers`` ``limit``: 1..100 (OpenAPI); the emulator's default when it is absent.
+SUBSCRIBER_PAGE_MAX: Final = 100
+
+#: Retention: 40 days by default (spec A2, M+). Reads with no ``from`` start here (spec B7).
+DEFAULT_RETENTION_DAYS: Final = 40
+
+
+def check_payload_size(size: int, limit: int) -> None:
+    """413 when a write is larger than ``limit`` bytes (spec B6)."""
+    if size > limit:
+        raise HarvestError(
+            errors.PAYLOAD_TOO_LARGE,
+            f"The payload is {size} bytes; the limit is {limit} bytes.",
+        )
+
+
+def retention_start(now_ms: int, retention_days: int = DEFAULT_RETENTION_DAYS) -> int:
+    """The oldest entry time still readable at ``now_ms``."""
+    return now_ms - retention_days * 86_400_000
