@@ -69,9 +69,6 @@ NOT_FOUND: Final = ErrorSpec("HEM2001", 404, "No such resource.", "api")
 NO_SUCH_ENTRY: Final = ErrorSpec("HEM2002", 404, "No such entry.", "api")
 NO_SUCH_API: Final = ErrorSpec("HEM2003", 404, "No such API.", "api")
 METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM2004", 405, "Method not allowed.", "api")
-UNSUPPORTED_MEDIA_TYPE: Final = ErrorSpec(
-    "HEM2005", 415, "The request body must be application/json.", "api"
-)
 INTERNAL: Final = ErrorSpec("HEM5001", 500, "Internal error.", "api")
 
 # --- device side (spec A1, B2, B4, B6) ---
@@ -90,9 +87,7 @@ INVALID_JSON: Final = ErrorSpec(
 SIM_NOT_USABLE: Final = ErrorSpec(
     "HEM4007", 403, "The SIM's status does not allow data communication.", "device"
 )
-DEVICE_METHOD_NOT_ALLOWED: Final = ErrorSpec(
-    "HEM4008", 405, "Devices write with POST (or PUT).", "device"
-)
+DEVICE_METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM4008", 405, "Devices write with POST.", "device")
 
 # --- emulator control plane ---
 CONTROL_TOKEN_REQUIRED: Final = ErrorSpec(
@@ -101,7 +96,6 @@ CONTROL_TOKEN_REQUIRED: Final = ErrorSpec(
 CONTROL_DISABLED: Final = ErrorSpec(
     "HEM9002", 404, "The emulator control plane is disabled.", "control"
 )
-NOT_READY: Final = ErrorSpec("HEM9003", 503, "Not every listener is up yet.", "control")
 
 CATALOGUE: Final[tuple[ErrorSpec, ...]] = tuple(
     value for value in tuple(globals().values()) if isinstance(value, ErrorSpec)

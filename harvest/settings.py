@@ -91,10 +91,17 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _TYPES: dict[str, Any] = typing.get_type_hints(Settings)
 
 
-def _convert(name: str, raw: Any, source: str) -> Any:
-    """Turn ``raw`` (text from flags/env, or a TOML value) into the field's type, strictly."""
+def _convert(name: str, raw: Any, source: str, *, typed: bool = False) -> Any:
+    """Turn ``raw`` into the field's type, strictly.
+
+    Flags and environment variables are text and are parsed; TOML values are ``typed`` and must
+    already have the field's type (``port = "8080"`` is an error, not a port).
+    """
     kind = _TYPES[name]
     where = f"{source}: {name}"
+    if typed and isinstance(raw, str) and kind not in (str, Path):
+        expected = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
+        raise SettingsError(f"{where} must be {expected}, not the string {raw!r}")
     if kind is bool:
         if isinstance(raw, bool):
             return raw
@@ -138,7 +145,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     for key, raw in data.items():
         if key not in _FIELDS:
             raise SettingsError(f"config file {path}: unknown setting {key!r}")
-        values[key] = _convert(key, raw, f"config file {path}")
+        values[key] = _convert(key, raw, f"config file {path}", typed=True)
     return values
 
 
@@ -198,7 +205,9 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     parser = argparse.ArgumentParser(prog="harvest-emulator serve", exit_on_error=False)
     add_arguments(parser)
     try:
-        namespace = parser.parse_args(list(argv))
+        namespace, extra = parser.parse_known_args(list(argv))
     except argparse.ArgumentError as error:
         raise SettingsError(str(error)) from None
+    if extra:
+        raise SettingsError(f"unrecognized arguments: {' '.join(extra)}")
     return from_sources(vars(namespace), environ)

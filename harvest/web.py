@@ -25,7 +25,6 @@ _HTTP_STATUS_ERRORS = {
     404: errors.NO_SUCH_API,
     405: errors.METHOD_NOT_ALLOWED,
     413: errors.PAYLOAD_TOO_LARGE,
-    415: errors.UNSUPPORTED_MEDIA_TYPE,
 }
 
 

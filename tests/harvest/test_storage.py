@@ -1,0 +1,310 @@
+"""The stores: SQLite and in-memory keep the same contract (issue 2, item 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harvest.domain import DataEntry, Group, ResourceType
+from harvest.storage import MemoryStore, SqliteStore, Store
+from harvest.storage.base import (
+    CategoryQuery,
+    DeleteEntry,
+    DeleteEverything,
+    DeleteResourceData,
+    EntryQuery,
+    MarkProvisioned,
+    Mutation,
+    PutEntries,
+    PutGroup,
+)
+from harvest.storage.sqlite import SCHEMA_VERSION, StoreError
+
+OP = "OP0000000001"
+SUB = ResourceType.SUBSCRIBER
+
+
+def entry(
+    resource_id: str,
+    time: int,
+    content: str = '{"v":1}',
+    category: str | None = None,
+    operator_id: str = OP,
+) -> DataEntry:
+    return DataEntry(operator_id, SUB, resource_id, time, "application/json", content, category)
+
+
+def put(*entries: DataEntry, written: int = 1) -> PutEntries:
+    return PutEntries(tuple(entries), written)
+
+
+def query(
+    resource_id: str,
+    *,
+    ascending: bool = False,
+    limit: int = 1000,
+    after: int | None = None,
+    low: int = 0,
+    high: int = 10**15,
+) -> EntryQuery:
+    return EntryQuery(OP, SUB, resource_id, low, high, ascending, limit, after)
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    opened: Store = (
+        SqliteStore(tmp_path / "h.sqlite3") if request.param == "sqlite" else MemoryStore()
+    )
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_entries_overwrite_at_the_same_millisecond(store: Store) -> None:
+    await store.apply([put(entry("1", 5, '{"n":1}'))])
+    await store.apply([put(entry("1", 5, '{"n":2}'))])
+    assert [e.content for e in await store.query_entries(query("1"))] == ['{"n":2}']
+
+
+async def test_pages_follow_the_order_and_the_key(store: Store) -> None:
+    await store.apply([put(*(entry("1", t) for t in range(1, 11)))])
+    first = await store.query_entries(query("1", limit=4))
+    assert [e.time for e in first] == [10, 9, 8, 7]
+    rest = await store.query_entries(query("1", limit=4, after=7))
+    assert [e.time for e in rest] == [6, 5, 4, 3]
+    ascending = await store.query_entries(query("1", ascending=True, limit=3, after=3, high=6))
+    assert [e.time for e in ascending] == [4, 5, 6]
+
+
+async def test_write_counts_add_up_even_when_entries_overwrite(store: Store) -> None:
+    counted = PutEntries((entry("1", 5),), 1, ((OP, "1", "2026-01-01", 1),))
+    await store.apply([counted, counted])
+    await store.apply([counted])
+    assert await store.write_count(OP, "1", "2026-01-01") == 3
+    assert await store.write_count(OP, "1", "2026-01-02") == 0
+
+
+async def test_resource_metadata_accumulates_attribute_names(store: Store) -> None:
+    await store.apply([PutEntries((entry("1", 1, '{"a":1}'),), 100)])
+    await store.apply([PutEntries((entry("1", 2, '{"b":2}'), entry("2", 1, "[1]")), 200)])
+    [one, two] = await store.list_resources(OP, None, 10, None)
+    assert (one.resource_id, one.attribute_names, one.last_modified_ms) == ("1", ("a", "b"), 200)
+    assert (two.resource_id, two.attribute_names) == ("2", ())
+    assert [
+        m.resource_id for m in await store.list_resources(OP, SUB, 10, ("Subscriber", "1"))
+    ] == ["2"]
+
+
+async def test_category_pages(store: Store) -> None:
+    await store.apply(
+        [
+            put(
+                entry("1", 1, category="c"),
+                entry("2", 1, category="c"),
+                entry("1", 2, category="d"),
+                entry("1", 3, category="c"),
+            )
+        ]
+    )
+    page = await store.query_category(CategoryQuery(OP, "c", 0, 10, True, 2))
+    assert [(e.time, e.resource_id) for e in page] == [(1, "1"), (1, "2")]
+    rest = await store.query_category(
+        CategoryQuery(OP, "c", 0, 10, True, 2, (1, "Subscriber", "2"))
+    )
+    assert [(e.time, e.resource_id) for e in rest] == [(3, "1")]
+
+
+async def test_delete_and_reset_of_one_resource(store: Store) -> None:
+    await store.apply([put(entry("1", 1), entry("1", 2), entry("2", 1))])
+    await store.apply([DeleteEntry(OP, SUB, "1", 1)])
+    assert await store.get_entry(OP, SUB, "1", 1) is None
+    assert await store.get_entry(OP, SUB, "1", 2) is not None
+    await store.apply([DeleteResourceData(OP, SUB, "1")])
+    assert await store.query_entries(query("1")) == []
+    assert len(await store.query_entries(query("2"))) == 1
+
+
+async def test_state_survives_and_delete_everything_wipes_it(store: Store) -> None:
+    group = Group("g1", OP, {"name": "x"}, {"SoracomHarvest": {"enabled": True}}, 1, 1)
+    await store.apply([PutGroup(group), MarkProvisioned(), put(entry("1", 1))])
+    snapshot = await store.load_state()
+    assert snapshot.provisioned
+    assert snapshot.groups == (group,)
+    await store.apply([DeleteEverything()])
+    snapshot = await store.load_state()
+    assert not snapshot.provisioned
+    assert snapshot.groups == ()
+    assert await store.query_entries(query("1")) == []
+
+
+# --- SQLite specifics ------------------------------------------------------------------------
+async def test_concurrent_writers_share_commits(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "h.sqlite3")
+    await store.open()
+    try:
+        await asyncio.gather(*(store.apply([put(entry("1", t))]) for t in range(500)))
+        stats = store.stats()
+        assert stats.mutations == 500
+        # group commit: far fewer transactions than writers
+        assert stats.batches < 100, stats
+        assert len(await store.query_entries(query("1"))) == 500
+    finally:
+        await store.close()
+
+
+async def test_one_failing_writer_does_not_fail_its_batch(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "h.sqlite3")
+    await store.open()
+    broken = DataEntry(OP, SUB, "1", 99, "text/plain", None)  # type: ignore[arg-type]
+    try:
+        results = await asyncio.gather(
+            *(store.apply([put(entry("1", t))]) for t in range(20)),
+            store.apply([put(broken)]),
+            return_exceptions=True,
+        )
+        assert [r for r in results[:20] if r is not None] == []
+        assert isinstance(results[20], sqlite3.IntegrityError)
+        assert len(await store.query_entries(query("1"))) == 20
+    finally:
+        await store.close()
+
+
+async def test_reopening_keeps_everything_committed(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    await store.apply([put(*(entry("1", t) for t in range(100))), MarkProvisioned()])
+    await store.close()
+    again = SqliteStore(path)
+    await again.open()
+    try:
+        assert len(await again.query_entries(query("1"))) == 100
+        assert (await again.load_state()).provisioned
+    finally:
+        await again.close()
+
+
+async def test_the_file_is_wal_with_full_synchronous_writes(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer emulator"):
+        await SqliteStore(path).open()
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable SQLite database"):
+        await SqliteStore(path).open()
+
+
+async def test_apply_after_close_is_an_error(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "h.sqlite3")
+    await store.open()
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await store.apply([put(entry("1", 1))])
+
+
+# --- property: both stores agree on any sequence of writes and paged reads ------------------
+resources = st.sampled_from(["1", "2", "3"])
+times = st.integers(min_value=0, max_value=40)
+operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("put"), resources, times, st.text(max_size=5), st.sampled_from([None, "c"])
+        ),
+        st.tuples(st.just("delete"), resources, times),
+        st.tuples(st.just("reset"), resources),
+    ),
+    max_size=40,
+)
+reads = st.tuples(resources, st.booleans(), st.integers(1, 7), times, times)
+
+
+def to_mutation(op: tuple[Any, ...]) -> Mutation:
+    if op[0] == "put":
+        return PutEntries(
+            (entry(op[1], op[2], op[3], op[4]),), op[2], ((OP, op[1], "2026-01-01", 1),)
+        )
+    if op[0] == "delete":
+        return DeleteEntry(OP, SUB, op[1], op[2])
+    return DeleteResourceData(OP, SUB, op[1])
+
+
+async def read_everything(store: Store, read: tuple[str, bool, int, int, int]) -> list[Any]:
+    """Page through one resource with the read's order and page size, as a client would."""
+    resource_id, ascending, limit, low, high = read
+    seen: list[Any] = []
+    after = None
+    for _ in range(100):
+        page = await store.query_entries(
+            query(
+                resource_id,
+                ascending=ascending,
+                limit=limit,
+                after=after,
+                low=min(low, high),
+                high=max(low, high),
+            )
+        )
+        seen.extend((e.time, e.content, e.category) for e in page)
+        if len(page) < limit:
+            break
+        after = page[-1].time
+    category = await store.query_category(CategoryQuery(OP, "c", 0, 100, ascending, 1000))
+    metadata = await store.list_resources(OP, None, 10, None)
+    counts = [await store.write_count(OP, r, "2026-01-01") for r in "123"]
+    return [
+        seen,
+        [(e.resource_id, e.time) for e in category],
+        [(m.resource_id, m.last_modified_ms) for m in metadata],
+        counts,
+    ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(operations, max_size=4), read=reads)
+def test_sqlite_and_memory_stores_agree(
+    batches: list[list[tuple[Any, ...]]], read: tuple[str, bool, int, int, int]
+) -> None:
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        with tempfile.TemporaryDirectory() as directory:
+            sqlite_store = SqliteStore(Path(directory) / "h.sqlite3")
+            memory_store = MemoryStore()
+            for store in (sqlite_store, memory_store):
+                await store.open()
+            try:
+                for batch in batches:
+                    mutations = [to_mutation(op) for op in batch]
+                    # concurrent calls exercise the group commit's batching
+                    await asyncio.gather(*(sqlite_store.apply([m]) for m in mutations))
+                    await memory_store.apply(mutations)
+                return (
+                    await read_everything(sqlite_store, read),
+                    await read_everything(memory_store, read),
+                )
+            finally:
+                for store in (sqlite_store, memory_store):
+                    await store.close()
+
+    from_sqlite, from_memory = asyncio.run(scenario())
+    assert from_sqlite == from_memory

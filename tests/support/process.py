@@ -1,0 +1,61 @@
+"""The emulator as a separate process, started the way a user starts it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+EDGE_LINE = re.compile(r"HTTP edge\s+(http://\S+)")
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen[str]
+    base_url: str
+    banner: list[str]
+
+
+def start(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 20.0) -> Process:
+    """Run ``python -m harvest serve ARGS`` and wait for the banner's HTTP edge line."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HARVEST_")}
+    environment.update(env or {})
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "harvest", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment,
+    )
+    assert popen.stdout is not None
+    banner: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = popen.stdout.readline()
+        if not line:
+            break
+        banner.append(line.rstrip("\n"))
+        found = EDGE_LINE.search(line)
+        if found:
+            return Process(popen, found.group(1), banner)
+    popen.kill()
+    popen.wait()
+    raise AssertionError("the emulator did not start:\n" + "\n".join(banner))
+
+
+@contextmanager
+def running(args: Sequence[str], env: dict[str, str] | None = None) -> Iterator[Process]:
+    process = start(args, env)
+    try:
+        yield process
+    finally:
+        if process.popen.poll() is None:
+            process.popen.kill()
+        process.popen.wait()
+        if process.popen.stdout is not None:
+            process.popen.stdout.close()
