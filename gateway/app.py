@@ -1,14 +1,112 @@
-"""How the gateway plugs into the application: the device-facing listeners."""
+"""How the gateway plugs into the application: the device-facing listeners.
+
+The HTTP edge shares the application's port; the raw TCP and UDP listeners of the Harvest port
+(8514) and the Unified Endpoint port (23080) live in a cleanup context that binds them before the
+first request and closes them, with a bounded wait for in-flight messages, after the last.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from gateway import http
+from gateway.raw import RawHandler
+from gateway.tcp import TcpServer
+from gateway.udp import UdpEndpoint
+from harvest.context import INGEST, LISTENERS, SETTINGS
+from harvest.domain import Transport
 from harvest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The raw endpoints: name and the setting that holds its port.
+ENDPOINTS = (("harvest", "harvest_port"), ("unified", "unified_port"))
+#: How long shutdown waits for messages being stored.
+DRAIN_TIMEOUT_S = 5.0
+
+
+@dataclass(slots=True)
+class RawListeners:
+    """Every raw listener, by endpoint name."""
+
+    tcp: dict[str, TcpServer] = field(default_factory=dict)
+    udp: dict[str, list[UdpEndpoint]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+RAW_LISTENERS = web.AppKey("raw_listeners", RawListeners)
+
+
+def _same(endpoint: UdpEndpoint) -> UdpEndpoint:
+    return endpoint
+
+
+def _where(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
+    """Bind TCP and UDP on each endpoint's port (UDP on the port TCP got when it was 0)."""
+    settings = app[SETTINGS]
+    ingest = app[INGEST]
+    loop = asyncio.get_running_loop()
+    raw = RawListeners()
+    servers: list[asyncio.Server] = []
+    try:
+        for name, port_setting in ENDPOINTS:
+            port = getattr(settings, port_setting)
+            tcp = TcpServer(
+                RawHandler(ingest, Transport.TCP),
+                idle_timeout=settings.tcp_idle_timeout,
+                max_connections=settings.tcp_max_connections,
+                name=f"{name}-tcp",
+            )
+            for host in settings.hosts:
+                server = await loop.create_server(tcp.protocol, host, port, reuse_address=True)
+                servers.append(server)
+                port = port or server.sockets[0].getsockname()[1]
+            raw.tcp[name] = tcp
+            raw.ports[name] = port
+            raw.udp[name] = []
+            for host in settings.hosts:
+                endpoint = UdpEndpoint(
+                    ingest, max_in_flight=settings.udp_max_in_flight, name=f"{name}-udp"
+                )
+                await loop.create_datagram_endpoint(
+                    functools.partial(_same, endpoint), local_addr=(host, port)
+                )
+                raw.udp[name].append(endpoint)
+            listeners = app[LISTENERS]
+            listeners.up(f"{name}-tcp", [_where("tcp", h, port) for h in settings.hosts])
+            listeners.up(f"{name}-udp", [_where("udp", h, port) for h in settings.hosts])
+        app[RAW_LISTENERS] = raw
+        yield
+    finally:
+        for server in servers:
+            server.close()
+        for name in raw.ports:
+            app[LISTENERS].down(f"{name}-tcp")
+            app[LISTENERS].down(f"{name}-udp")
+        await asyncio.gather(
+            *(tcp.close(DRAIN_TIMEOUT_S) for tcp in raw.tcp.values()),
+            *(udp.close(DRAIN_TIMEOUT_S) for eps in raw.udp.values() for udp in eps),
+        )
+        for server in servers:
+            await server.wait_closed()
 
 
 def setup_gateway(app: web.Application, settings: Settings) -> None:
-    """Device HTTP writes on every path the API and control plane do not claim."""
+    """Raw TCP/UDP listeners, and device HTTP writes on every path the API and control plane
+    do not claim."""
+    for name, _ in ENDPOINTS:
+        app[LISTENERS].expect(f"{name}-tcp")
+        app[LISTENERS].expect(f"{name}-udp")
+    app.cleanup_ctx.append(raw_listeners_context)
     app.router.add_post("/{path:.*}", http.write_data)
     app.router.add_route("*", "/{path:.*}", http.wrong_method)

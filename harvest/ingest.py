@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.identity import Resolver
 from harvest import errors
 from harvest.clock import Clock
-from harvest.domain import DataEntry, ResourceType, Sim, SimStatus, Upload
+from harvest.domain import DataEntry, Group, ResourceType, Sim, SimStatus, Upload
 from harvest.errors import HarvestError
 from harvest.registry import Registry
 from harvest.storage.base import PutEntries, Store
@@ -55,15 +56,29 @@ def encode_content(body: bytes, content_type: str | None) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Stored:
-    """What an accepted upload became."""
+class Accepted:
+    """An upload that passed every check, ready to be stored.
+
+    ``group`` is kept so transports can shape their reply by the group's settings (the Unified
+    Endpoint's response format).
+    """
 
     sim: Sim
-    entries: int
+    group: Group
+    mutation: PutEntries
+
+    @property
+    def entries(self) -> int:
+        return len(self.mutation.entries)
 
 
 class IngestService:
-    """See the module docstring."""
+    """See the module docstring.
+
+    :meth:`ingest` serves one upload. Transports that receive bursts (UDP) call :meth:`prepare`
+    for each upload, which runs every check without awaiting, and :meth:`commit` once for the
+    accepted ones, so a burst costs one storage call.
+    """
 
     def __init__(
         self,
@@ -87,10 +102,16 @@ class IngestService:
             raise HarvestError(errors.NO_SESSION, f"No SIM has a session at address {peer}.")
         return sim
 
-    async def ingest(self, upload: Upload) -> Stored:
+    async def ingest(self, upload: Upload) -> Accepted:
         """Store one upload; raises :class:`HarvestError` for every refusal."""
+        accepted = self.prepare(upload)
+        await self.commit([accepted])
+        return accepted
+
+    def prepare(self, upload: Upload) -> Accepted:
+        """Every check and conversion, without storing; raises :class:`HarvestError`."""
         try:
-            return await self._ingest(upload)
+            return self._prepare(upload)
         except HarvestError as error:
             log.info(
                 "refused %s write from %s: %s %s",
@@ -101,16 +122,22 @@ class IngestService:
             )
             raise
 
-    async def _ingest(self, upload: Upload) -> Stored:
+    async def commit(self, accepted: Sequence[Accepted]) -> None:
+        """Store accepted uploads in one call; durable when this returns."""
+        if not accepted:
+            return
+        await self._store.apply([a.mutation for a in accepted])
+        for imsi in {a.sim.imsi for a in accepted if a.sim.status is not SimStatus.ACTIVE}:
+            await self._registry.activate_on_traffic(imsi)
+
+    def _prepare(self, upload: Upload) -> Accepted:
         sim = self.identify(upload.peer)
         if not sim.status.allows_data:
             raise HarvestError(
                 errors.SIM_NOT_USABLE, f"SIM {sim.imsi} is {sim.status}: no data communication."
             )
         check_payload_size(len(upload.body), self.max_payload_bytes)
-        if sim.group_id is None:
-            raise HarvestError(errors.NO_GROUP, f"SIM {sim.imsi} does not belong to a group.")
-        group = self._registry.group_by_id(sim.group_id)
+        group = None if sim.group_id is None else self._registry.group_by_id(sim.group_id)
         if group is None:
             raise HarvestError(errors.NO_GROUP, f"SIM {sim.imsi} does not belong to a group.")
         if not group.harvest_enabled:
@@ -123,9 +150,5 @@ class IngestService:
         entry = DataEntry(
             sim.operator_id, ResourceType.SUBSCRIBER, sim.imsi, time, content_type, content
         )
-        await self._store.apply(
-            [PutEntries((entry,), now, ((sim.operator_id, sim.imsi, utc_day(now), 1),))]
-        )
-        if sim.status is not SimStatus.ACTIVE:
-            await self._registry.activate_on_traffic(sim.imsi)
-        return Stored(sim, 1)
+        mutation = PutEntries((entry,), now, ((sim.operator_id, sim.imsi, utc_day(now), 1),))
+        return Accepted(sim, group, mutation)

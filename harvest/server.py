@@ -30,9 +30,15 @@ def _url(address: object) -> str:
 
 def banner(app: web.Application, settings: Settings) -> str:
     registry = app[REGISTRY]
-    http = app[LISTENERS].addresses.get("http", [])
+    addresses = app[LISTENERS].addresses
+    http = addresses.get("http", [])
     lines = ["SORACOM Harvest emulator is running"]
     lines += [f"  HTTP edge        {url}   (device writes, /v1 API, /_emulator)" for url in http]
+    for name, label in (("harvest", "Harvest TCP/UDP"), ("unified", "Unified TCP/UDP")):
+        for tcp, udp in zip(
+            addresses.get(f"{name}-tcp", []), addresses.get(f"{name}-udp", []), strict=True
+        ):
+            lines.append(f"  {label:<16} {tcp}  {udp}")
     lines.append(f"  storage          {settings.database_path or 'memory (nothing on disk)'}")
     operator = registry.operator(settings.operator_id)
     if operator is not None:
@@ -63,8 +69,11 @@ async def run(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-        await site.start()
+        port = settings.port
+        for host in settings.hosts:
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            await site.start()
+            port = port or runner.addresses[-1][1]
         app[LISTENERS].up("http", [_url(a) for a in runner.addresses])
         print(banner(app, settings), file=out, flush=True)
         stop = stop or asyncio.Event()

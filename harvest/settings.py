@@ -37,10 +37,15 @@ def _setting(default: Any, help: str) -> Any:
 class Settings:
     """Everything the emulator can be told at start; see the README's settings table."""
 
-    host: str = _setting("127.0.0.1", "address every listener binds (0.0.0.0 or :: for all)")
+    host: str = _setting(
+        "127.0.0.1", "address(es) every listener binds, comma-separated (0.0.0.0 or :: for all)"
+    )
     port: int = _setting(8080, "HTTP edge port: device writes, /v1 API, /_emulator (0 = free)")
-    harvest_port: int = _setting(8514, "raw TCP/UDP Harvest port (reserved for TCP/UDP)")
-    unified_port: int = _setting(23080, "raw TCP/UDP Unified Endpoint port (reserved)")
+    harvest_port: int = _setting(8514, "raw TCP and UDP Harvest port (0 = free)")
+    unified_port: int = _setting(23080, "raw TCP and UDP Unified Endpoint port (0 = free)")
+    tcp_idle_timeout: float = _setting(65.0, "raw TCP: close a connection idle this long (s)")
+    tcp_max_connections: int = _setting(1024, "raw TCP: most open connections per listener")
+    udp_max_in_flight: int = _setting(20000, "raw UDP: most datagrams being stored at once")
     data_dir: Path = _setting(Path(".harvest"), "directory of the SQLite database")
     memory: bool = _setting(False, "keep everything in memory; nothing touches the disk")
     max_payload_bytes: int = _setting(1024, "largest device write in bytes; 413 above (spec A2)")
@@ -64,8 +69,14 @@ class Settings:
                 raise SettingsError(f"{name} must be a port from 0 to 65535, not {value}")
         if not 1 <= self.max_payload_bytes <= 16 * 1024 * 1024:
             raise SettingsError("max_payload_bytes must be from 1 to 16777216")
-        if self.keepalive_timeout <= 0:
-            raise SettingsError("keepalive_timeout must be positive")
+        for name in ("keepalive_timeout", "tcp_idle_timeout"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
+        for name in ("tcp_max_connections", "udp_max_in_flight"):
+            if not 1 <= getattr(self, name) <= 1_000_000:
+                raise SettingsError(f"{name} must be from 1 to 1000000")
+        if not self.hosts:
+            raise SettingsError("host must name at least one address")
         if not 1 <= self.group_commit_max <= 100_000:
             raise SettingsError("group_commit_max must be from 1 to 100000")
         if self.log_level not in LOG_LEVELS:
@@ -80,6 +91,11 @@ class Settings:
             ipaddress.ip_address(self.default_session_address)
         except ValueError:
             raise SettingsError("default_session_address must be an IP address") from None
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Every address to bind (``host`` may list several, e.g. ``127.0.0.1,::1``)."""
+        return tuple(h.strip() for h in self.host.split(",") if h.strip())
 
     @property
     def database_path(self) -> Path | None:

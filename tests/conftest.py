@@ -31,7 +31,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     marker = request.node.get_closest_marker("settings")
     overrides: dict[str, Any] = dict(marker.kwargs) if marker else {}
     overrides.setdefault("data_dir", tmp_path / "data")
-    return Settings(port=0, **overrides)
+    return Settings(port=0, harvest_port=0, unified_port=0, **overrides)
 
 
 @dataclass

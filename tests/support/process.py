@@ -24,6 +24,8 @@ class Process:
 def start(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 20.0) -> Process:
     """Run ``python -m harvest serve ARGS`` and wait for the banner's HTTP edge line."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HARVEST_")}
+    # free raw ports unless a test names them, so a running emulator never collides
+    environment.update({"HARVEST_HARVEST_PORT": "0", "HARVEST_UNIFIED_PORT": "0"})
     environment.update(env or {})
     popen = subprocess.Popen(
         [sys.executable, "-m", "harvest", "serve", *args],

@@ -1,0 +1,151 @@
+"""The raw TCP listener (Harvest port 8514, Unified Endpoint port 23080; spec A1, B3, B4).
+
+A message is what one read delivers, up to the size limit; the device waits for the reply before
+sending the next one, as real firmware does (spec B3). Each connection handles one message at a
+time: reading pauses until the reply is written, so a fast sender cannot queue unbounded work.
+Connections have an idle timeout and a cap on their number; a client that exceeds either, or
+sends an oversized message, is cut off and logged, and can never stall the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from gateway.raw import BUSY, RawReply
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[bytes, str], Awaitable[RawReply]]
+
+
+class TcpServer:
+    """The connections of one TCP listener, and their bounded shutdown."""
+
+    def __init__(
+        self, handler: Handler, *, idle_timeout: float, max_connections: int, name: str
+    ) -> None:
+        self.handler = handler
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.name = name
+        self.connections: set[TcpConnection] = set()
+        self.refused = 0
+
+    def protocol(self) -> TcpConnection:
+        return TcpConnection(self)
+
+    async def close(self, drain_s: float) -> None:
+        """Stop every connection; in-flight messages get ``drain_s`` seconds to be stored."""
+        tasks = [c.task for c in self.connections if c.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=drain_s)
+        for connection in list(self.connections):
+            connection.abort()
+
+
+class TcpConnection(asyncio.Protocol):
+    """One device connection; see the module docstring."""
+
+    def __init__(self, server: TcpServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.task: asyncio.Task[None] | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._writable = True
+        self._backlog: list[bytes] = []
+
+    # --- asyncio callbacks --------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio's, so no isinstance check here.
+        self.transport = cast(asyncio.Transport, transport)
+        peername = transport.get_extra_info("peername")
+        self.peer = str(peername[0]) if peername else ""
+        if len(self.server.connections) >= self.server.max_connections:
+            self.server.refused += 1
+            log.warning(
+                "%s: refused a connection from %s: %d connections are open (the cap)",
+                self.server.name,
+                self.peer,
+                len(self.server.connections),
+            )
+            self.transport.write(BUSY)
+            self.transport.close()
+            self._closing = True
+            return
+        self.server.connections.add(self)
+        self._arm_idle_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._arm_idle_timer()
+        if self.task is not None:
+            # Sent before our reply (the device should wait): handle it next, in order.
+            self._backlog.append(data)
+            return
+        self._start(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        if self._idle is not None:
+            self._idle.cancel()
+        self.server.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        # The peer is not reading its replies: stop reading its messages until it does.
+        self._writable = False
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writable = True
+        if self.transport is not None and self.task is None and not self._closing:
+            self.transport.resume_reading()
+
+    # --- work ---------------------------------------------------------------------------------
+    def _start(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self.task = asyncio.get_running_loop().create_task(self._handle(data))
+
+    async def _handle(self, data: bytes) -> None:
+        try:
+            reply = await self.server.handler(data, self.peer)
+        finally:
+            self.task = None
+        if self._closing or self.transport is None:
+            return  # the peer left; the message was still stored if it was valid
+        self.transport.write(reply.payload)
+        if reply.hang_up:
+            log.info("%s: cut off %s after reply %s", self.server.name, self.peer, reply.payload)
+            self._closing = True
+            self.transport.close()
+            return
+        if self._backlog:
+            self._start(self._backlog.pop(0))
+        elif self._writable:
+            self.transport.resume_reading()
+
+    def _arm_idle_timer(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(self.server.idle_timeout, self._idle_out)
+
+    def _idle_out(self) -> None:
+        if self.task is not None:  # still storing: give it a fresh period
+            self._arm_idle_timer()
+            return
+        log.info(
+            "%s: closing %s, idle for %.0f s", self.server.name, self.peer, self.server.idle_timeout
+        )
+        self.abort()
+
+    def abort(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
