@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.app import setup_gateway
-from harvest.api import auth, data, groups, subscribers
+from harvest.api import auth, data, groups, logs, subscribers
 from harvest.clock import EmulatorClock
 from harvest.context import CLOCK, LISTENERS, SETTINGS, Listeners, services_context
 from harvest.control import control_app
@@ -57,6 +57,8 @@ def api_app() -> web.Application:
         "/groups/{group_id}/configuration/{namespace}/{name}", groups.delete_configuration_parameter
     )
     r.add_get("/groups/{group_id}/subscribers", groups.list_subscribers_in_group)
+
+    r.add_get("/logs", logs.get_logs)
     return app
 
 

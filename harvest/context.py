@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway.identity import SessionTable
 from harvest.clock import EmulatorClock
 from harvest.domain import ApiToken
+from harvest.errorlog import ErrorLog
 from harvest.ingest import IngestService
 from harvest.registry import Provisioning, Registry
 from harvest.settings import Settings
@@ -52,6 +53,7 @@ LISTENERS = web.AppKey("listeners", Listeners)
 STORE = web.AppKey("store", Store)
 REGISTRY = web.AppKey("registry", Registry)
 INGEST = web.AppKey("ingest", IngestService)
+ERROR_LOG = web.AppKey("error_log", ErrorLog)
 #: The API token that authenticated this request (set by the ``/v1`` auth middleware).
 TOKEN = web.RequestKey("token", ApiToken)
 
@@ -85,10 +87,12 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
         await registry.load()
         app[STORE] = store
         app[REGISTRY] = registry
+        app[ERROR_LOG] = error_log = ErrorLog(app[CLOCK])
         app[INGEST] = IngestService(
             registry=registry,
             store=store,
             clock=app[CLOCK],
+            error_log=error_log,
             resolve=SessionTable(registry).resolve,
             max_payload_bytes=settings.max_payload_bytes,
         )

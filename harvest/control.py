@@ -14,8 +14,8 @@ from aiohttp import web
 
 from harvest import errors
 from harvest.api import views
-from harvest.context import CLOCK, LISTENERS, REGISTRY, SETTINGS, STORE
-from harvest.domain import ResourceType, SimStatus, normalise_address
+from harvest.context import CLOCK, ERROR_LOG, LISTENERS, REGISTRY, SETTINGS, STORE
+from harvest.domain import ResourceType, Sim, SimStatus, normalise_address
 from harvest.errors import HarvestError
 from harvest.storage.base import DeleteResourceData
 from harvest.web import Handler, json_response, read_json_object
@@ -82,6 +82,7 @@ async def reset(request: web.Request) -> web.Response:
     if imsi is None:
         await registry.reset()
         request.config_dict[CLOCK].reset()
+        request.config_dict[ERROR_LOG].clear()
         return json_response({"reset": "all"})
     sim = next((s for s in registry.all_sims() if s.imsi == imsi), None)
     if sim is None:
@@ -95,9 +96,10 @@ async def reset(request: web.Request) -> web.Response:
 _SIM_FIELDS = {"imsi", "groupId", "status", "sessionAddress", "operatorId", "tags"}
 
 
-def sim_view(sim: Any, writes_today: int | None = None) -> dict[str, Any]:
+def sim_view(sim: Sim, writes_today: int | None = None) -> dict[str, Any]:
     view = views.subscriber(sim)
     view["sessionAddress"] = sim.session_address
+    view["barred"] = sim.barred
     if writes_today is not None:
         view["writesToday"] = writes_today
     return view
@@ -145,15 +147,38 @@ async def create_sim(request: web.Request) -> web.Response:
     return json_response(sim_view(sim), status=201)
 
 
-async def get_sim(request: web.Request) -> web.Response:
-    """A SIM with its session address and today's write count (UTC day, emulator clock)."""
+def _any_sim(request: web.Request) -> Sim:
+    """The SIM of the path's IMSI, whichever operator owns it (the control plane sees all)."""
     imsi = request.match_info["imsi"]
     sim = next((s for s in request.config_dict[REGISTRY].all_sims() if s.imsi == imsi), None)
     if sim is None:
         raise HarvestError(errors.NOT_FOUND, f"No such SIM: {imsi}")
+    return sim
+
+
+async def get_sim(request: web.Request) -> web.Response:
+    """A SIM with its session address and today's write count (UTC day, emulator clock)."""
+    sim = _any_sim(request)
+    imsi = sim.imsi
     day = utc_day(request.config_dict[CLOCK].now_ms())
     writes = await request.config_dict[STORE].write_count(sim.operator_id, imsi, day)
     return json_response(sim_view(sim, writes))
+
+
+def _barring(barred: bool) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        """Bar or unbar the SIM at once (logging-service-terms 11.7)."""
+        sim = _any_sim(request)
+        updated = await request.config_dict[REGISTRY].update_sim(
+            sim.operator_id, sim.imsi, barred=barred
+        )
+        return json_response(sim_view(updated))
+
+    return handler
+
+
+block_sim = _barring(True)
+unblock_sim = _barring(False)
 
 
 _OPERATOR_FIELDS = {"operatorId", "email", "password", "authKeyId", "authKey"}
@@ -234,6 +259,8 @@ def control_app() -> web.Application:
     app.router.add_post("/reset", reset)
     app.router.add_post("/sims", create_sim)
     app.router.add_get("/sims/{imsi}", get_sim)
+    app.router.add_post("/sims/{imsi}/block", block_sim)
+    app.router.add_post("/sims/{imsi}/unblock", unblock_sim)
     app.router.add_post("/operators", create_operator)
     app.router.add_get("/clock", get_clock)
     app.router.add_put("/clock", set_clock)

@@ -149,6 +149,8 @@ class Sim:
     created_ms: int
     modified_ms: int
     speed_class: str = "s1.standard"
+    #: Barred by the subscriber: no use until unbarred (logging-service-terms 11.7).
+    barred: bool = False
 
     def __post_init__(self) -> None:
         if not (self.imsi.isdigit() and 6 <= len(self.imsi) <= 15):

@@ -87,6 +87,7 @@ INVALID_JSON: Final = ErrorSpec(
 SIM_NOT_USABLE: Final = ErrorSpec(
     "HEM4007", 403, "The SIM's status does not allow data communication.", "device"
 )
+SIM_BARRED: Final = ErrorSpec("HEM4009", 403, "The SIM is barred by its subscriber.", "device")
 DEVICE_METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM4008", 405, "Devices write with POST.", "device")
 
 # --- emulator control plane ---

@@ -18,6 +18,7 @@ from gateway.identity import Resolver
 from harvest import errors
 from harvest.clock import Clock
 from harvest.domain import DataEntry, Group, ResourceType, Sim, SimStatus, Upload
+from harvest.errorlog import ErrorLog
 from harvest.errors import HarvestError
 from harvest.registry import Registry
 from harvest.storage.base import PutEntries, Store
@@ -88,8 +89,10 @@ class IngestService:
         clock: Clock,
         resolve: Resolver,
         max_payload_bytes: int,
+        error_log: ErrorLog,
     ) -> None:
         self._registry = registry
+        self._error_log = error_log
         self._store = store
         self._clock = clock
         self._resolve = resolve
@@ -120,6 +123,16 @@ class IngestService:
                 error.code,
                 error.message,
             )
+            sim = self._resolve(upload.peer)
+            if sim is not None:  # with no SIM there is no operator to show it to
+                self._error_log.record(
+                    sim.operator_id,
+                    sim.imsi,
+                    error.message,
+                    code=error.code,
+                    status=error.status,
+                    protocol=upload.transport.value,
+                )
             raise
 
     async def commit(self, accepted: Sequence[Accepted]) -> None:
@@ -135,6 +148,10 @@ class IngestService:
         if not sim.status.allows_data:
             raise HarvestError(
                 errors.SIM_NOT_USABLE, f"SIM {sim.imsi} is {sim.status}: no data communication."
+            )
+        if sim.barred:
+            raise HarvestError(
+                errors.SIM_BARRED, f"SIM {sim.imsi} is barred (logging-service-terms 11.7)."
             )
         check_payload_size(len(upload.body), self.max_payload_bytes)
         group = None if sim.group_id is None else self._registry.group_by_id(sim.group_id)

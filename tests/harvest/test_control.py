@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import Emulator
@@ -214,3 +216,16 @@ async def test_the_control_plane_can_be_switched_off(emulator: Emulator) -> None
     api = await emulator.api()
     assert (await api.get(f"/v1/subscribers/{IMSI}/data")).json == []
     assert (await emulator.control("GET", "/health"))[0] == 200
+
+
+async def test_barring_blocks_and_unblocks_a_sim_at_once(emulator: Emulator) -> None:
+    device = emulator.device()
+    status, sim = await emulator.control("POST", f"/sims/{IMSI}/block")
+    assert (status, sim["barred"]) == (200, True)
+    status, body = await device.send('{"a":1}')
+    assert status == 403
+    assert json.loads(body)["code"] == "HEM4009"
+    status, sim = await emulator.control("POST", f"/sims/{IMSI}/unblock")
+    assert (status, sim["barred"]) == (200, False)
+    assert (await device.send('{"a":2}'))[0] == 201
+    assert (await emulator.control("POST", "/sims/999/block"))[0] == 404

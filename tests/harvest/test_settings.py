@@ -123,3 +123,10 @@ def test_memory_has_no_database_path(tmp_path: Path) -> None:
 
 def test_unrelated_environment_is_ignored() -> None:
     assert parse([], {"HOME": "/root", "HARVESTER": "x"}).port == 8080
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(Settings)])
+def test_every_setting_is_in_the_readme_table(name: str) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    flag = "--" + name.replace("_", "-")
+    assert f"| `{name}` | `{flag}` | `HARVEST_{name.upper()}` |" in readme

@@ -1,0 +1,48 @@
+"""Error logs (SORACOM operationId ``getLogs``): why devices' data was refused or not parsed."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from harvest.api.params import LAST_EVALUATED_KEY, bad, choice_param, int_param, page
+from harvest.context import ERROR_LOG, TOKEN
+
+#: OpenAPI ``getLogs`` enums.
+SERVICES = ("Air", "Beam", "Funk", "Funnel", "Harvest", "Napter", "Orbit", "Unified")
+RESOURCE_TYPES = ("Subscriber", "Device", "LoraDevice", "SigfoxDevice")
+LOG_PAGE_MAX = 1000
+LOG_PAGE_DEFAULT = 100
+
+
+async def get_logs(request: web.Request) -> web.Response:
+    """Newest first; ``from``/``to`` inclusive UNIX ms; the paging key is opaque."""
+    service = request.query.get("service")
+    if service is not None:
+        service = choice_param(request, "service", SERVICES, "Harvest")
+    resource_type = request.query.get("resource_type")
+    if resource_type is not None:
+        resource_type = choice_param(request, "resource_type", RESOURCE_TYPES, "Subscriber")
+    limit = int_param(request, "limit", default=LOG_PAGE_DEFAULT, minimum=1, maximum=LOG_PAGE_MAX)
+    low = int_param(request, "from", default=0, minimum=0)
+    high = int_param(request, "to", minimum=0)
+    assert limit is not None
+    assert low is not None
+    if high is not None and low > high:
+        raise bad(f"'from' ({low}) must not be after 'to' ({high}).")
+    key = request.query.get(LAST_EVALUATED_KEY)
+    if key is not None and not key.isdigit():
+        raise bad(f"'{LAST_EVALUATED_KEY}' {key!r} is not a key this API issued.")
+    entries = request.config_dict[ERROR_LOG].query(
+        request[TOKEN].operator_id,
+        service=service,
+        resource_type=resource_type,
+        resource_id=request.query.get("resource_id") or None,
+        from_ms=low,
+        to_ms=high,
+        before=None if key is None else int(key),
+        limit=limit + 1,
+    )
+    more = len(entries) > limit
+    entries = entries[:limit]
+    next_key = str(entries[-1].sequence) if more else None
+    return page(request, [e.view() for e in entries], next_key)
