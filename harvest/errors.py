@@ -88,6 +88,9 @@ SIM_NOT_USABLE: Final = ErrorSpec(
     "HEM4007", 403, "The SIM's status does not allow data communication.", "device"
 )
 SIM_BARRED: Final = ErrorSpec("HEM4009", 403, "The SIM is barred by its subscriber.", "device")
+OPTION_REJECTED: Final = ErrorSpec(
+    "HEM4010", 400, "The payload does not satisfy the group's Harvest options.", "device"
+)
 DEVICE_METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM4008", 405, "Devices write with POST.", "device")
 
 # --- emulator control plane ---
