@@ -62,7 +62,7 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
         for name, port_setting in ENDPOINTS:
             port = getattr(settings, port_setting)
             tcp = TcpServer(
-                RawHandler(ingest, Transport.TCP),
+                RawHandler(ingest, Transport.TCP, unified=name == "unified"),
                 idle_timeout=settings.tcp_idle_timeout,
                 max_connections=settings.tcp_max_connections,
                 name=f"{name}-tcp",
@@ -76,7 +76,10 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
             raw.udp[name] = []
             for host in settings.hosts:
                 endpoint = UdpEndpoint(
-                    ingest, max_in_flight=settings.udp_max_in_flight, name=f"{name}-udp"
+                    ingest,
+                    max_in_flight=settings.udp_max_in_flight,
+                    name=f"{name}-udp",
+                    unified=name == "unified",
                 )
                 await loop.create_datagram_endpoint(
                     functools.partial(_same, endpoint), local_addr=(host, port)

@@ -1,18 +1,36 @@
 """The device HTTP adapter: ``POST`` to any path of the edge port is a Harvest write (spec A1).
 
-It only turns the request into an :class:`~harvest.domain.Upload`; the ingest service decides.
+It turns the request into an :class:`~harvest.domain.Upload` for the ingest service and shapes
+the reply; it decides nothing else. Three entry points share it:
+
+* ``harvest.soracom.io``: ``201`` with an empty body, ``X-Soracom-Timestamp`` honoured;
+* the Unified Endpoint (``Host: uni.soracom.io`` or ``unified.soracom.io``, or the path prefix
+  ``/_unified`` for clients that cannot set Host): ``X-Soracom-Timestamp`` is not honoured
+  (notes 2.2, H6) and the group may ask for the Unified reply format;
+* writes forwarded by SORACOM Beam: with a pre-shared key configured, ``X-Soracom-IMSI`` and
+  ``X-Soracom-Signature`` identify the SIM once the signature verifies (notes 3.4), and Beam's
+  ``{"payload": "<base64>"}`` wrapping of TCP/UDP data is unwrapped.
 """
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
+from gateway.beam import BeamSignatureError, unwrap_payload, verify_http
+from gateway.unified import HOSTS, PATH_PREFIX, ResponseFormat, response_format, unified_reply
 from harvest import errors
-from harvest.context import INGEST
+from harvest.context import CLOCK, INGEST, SETTINGS
 from harvest.domain import Transport, Upload
 from harvest.errors import HarvestError
+from harvest.web import dumps, json_response
+
+log = logging.getLogger(__name__)
 
 TIMESTAMP_HEADER = "X-Soracom-Timestamp"
+#: Headers that mark a request as forwarded by Beam (notes 3.1).
+BEAM_MARKERS = ("X-Soracom-Signature", "X-Soracom-Signature-Version", "X-Soracom-IMSI")
 
 
 async def read_bounded(request: web.Request, limit: int) -> bytes:
@@ -41,19 +59,70 @@ def parse_timestamp(raw: str | None) -> int | None:
     return int(raw)
 
 
-async def write_data(request: web.Request) -> web.Response:
-    """Store the body as one entry for the SIM whose session sent it; ``201``, empty body."""
-    ingest = request.app[INGEST]
-    body = await read_bounded(request, ingest.max_payload_bytes)
-    await ingest.ingest(
-        Upload(
-            transport=Transport.HTTP,
-            peer=request.remote or "",
-            body=body,
-            content_type=request.headers.get("Content-Type"),
-            timestamp_ms=parse_timestamp(request.headers.get(TIMESTAMP_HEADER)),
-        )
+def is_unified(request: web.Request) -> bool:
+    host = (request.host or "").rsplit(":", 1)[0].lower()
+    return (
+        host in HOSTS or request.path == PATH_PREFIX or request.path.startswith(PATH_PREFIX + "/")
     )
+
+
+def beam_identity(request: web.Request) -> str | None:
+    """The Beam-signed IMSI, when a pre-shared key is configured and Beam headers are present.
+
+    Without a key the headers are ignored and the session address decides, as for any device.
+    """
+    settings = request.app[SETTINGS]
+    if not settings.beam_psk or not any(h in request.headers for h in BEAM_MARKERS):
+        return None
+    try:
+        identity = verify_http(
+            settings.beam_psk,
+            request.headers,
+            max_skew_ms=settings.beam_max_skew_ms or None,
+            now_ms=request.app[CLOCK].now_ms() if settings.beam_max_skew_ms else None,
+        )
+    except BeamSignatureError as error:
+        raise HarvestError(errors.BEAM_SIGNATURE_INVALID, f"Beam signature: {error}.") from None
+    if identity.imsi is None:
+        raise HarvestError(
+            errors.BEAM_SIGNATURE_INVALID, "Beam signature: the request names no IMSI."
+        )
+    return identity.imsi
+
+
+async def write_data(request: web.Request) -> web.Response:
+    """Store the body as one entry for the SIM that sent it; see the module docstring."""
+    ingest = request.app[INGEST]
+    unified = is_unified(request)
+    body = await read_bounded(request, ingest.max_payload_bytes)
+    content_type = request.headers.get("Content-Type")
+    try:
+        imsi = beam_identity(request)
+        if imsi is not None:
+            unwrapped = unwrap_payload(body, request.headers.get("User-Agent"))
+            if unwrapped is not None:  # Beam's TCP/UDP-to-HTTP conversion: raw bytes inside
+                body, content_type = unwrapped, None
+        accepted = await ingest.ingest(
+            Upload(
+                transport=Transport.HTTP,
+                peer=request.remote or "",
+                body=body,
+                content_type=content_type,
+                timestamp_ms=None
+                if unified
+                else parse_timestamp(request.headers.get(TIMESTAMP_HEADER)),
+                imsi=imsi,
+            )
+        )
+    except HarvestError as error:
+        group = ingest.group_of(request.remote or "") if unified else None
+        if unified and response_format(group) is ResponseFormat.UNIFIED:
+            status, reply = unified_reply(error.status, dumps(error.body()))
+            return json_response(reply, status=status)
+        raise
+    if unified and response_format(accepted.group) is ResponseFormat.UNIFIED:
+        status, reply = unified_reply(201, "")
+        return json_response(reply, status=status)
     return web.Response(status=201)
 
 

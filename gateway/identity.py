@@ -8,8 +8,9 @@ loopback device), so a simulated device that binds that address *is* that SIM.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from typing import Protocol
 
 from harvest.domain import Sim, normalise_address
@@ -57,18 +58,29 @@ class SimDirectory(Protocol):
 
     def sim_by_address(self, address: str) -> Sim | None: ...
 
+    def sim_by_imsi(self, imsi: str) -> Sim | None: ...
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 class SessionTable:
-    """Resolves the peer address of a device connection to the SIM whose session it is."""
+    """Resolves the peer address of a device connection to the SIM whose session it is.
 
-    def __init__(self, directory: SimDirectory) -> None:
+    ``routes`` is the private-core map (setting ``ue_map``): addresses or CIDR ranges of a real
+    core's UE pool, each mapped to an IMSI, most specific first. A SIM's own session address
+    wins over a route.
+    """
+
+    def __init__(self, directory: SimDirectory, routes: Sequence[tuple[Network, str]] = ()) -> None:
         self._directory = directory
+        self._routes = tuple(routes)
 
     def resolve(self, peer: str) -> Sim | None:
         """The SIM with a session at ``peer``, or ``None``.
 
         The exact text is tried first (the common case costs one dictionary lookup); then the
-        canonical form, so ``::ffff:127.0.0.5`` finds the SIM at ``127.0.0.5``.
+        canonical form, so ``::ffff:127.0.0.5`` finds the SIM at ``127.0.0.5``; then the routes.
         """
         sim = self._directory.sim_by_address(peer)
         if sim is not None:
@@ -77,7 +89,16 @@ class SessionTable:
             canonical = normalise_address(peer)
         except ValueError:
             return None
-        return None if canonical == peer else self._directory.sim_by_address(canonical)
+        if canonical != peer:
+            sim = self._directory.sim_by_address(canonical)
+            if sim is not None:
+                return sim
+        if self._routes:
+            address = ipaddress.ip_address(canonical)
+            for network, imsi in self._routes:
+                if address.version == network.version and address in network:
+                    return self._directory.sim_by_imsi(imsi)
+        return None
 
 
 Resolver = Callable[[str], Sim | None]

@@ -1,16 +1,19 @@
 """What the raw TCP and UDP listeners share: replies and the handler they call.
 
 Replies follow spec B3/B4: ASCII ``201`` for each stored message, the bare status code as ASCII
-(``400``, ``403``, ``413``, ``429``...) for a refusal. Anything that arrives over TCP or UDP is
-binary (spec A1).
+(``400``, ``403``, ``413``, ``429``...) for a refusal. On the Unified Endpoint port a group may
+ask for the Unified format instead (``gateway.unified``). Anything that arrives over TCP or UDP
+is binary (spec A1).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
-from harvest.domain import Transport, Upload
+from gateway.unified import ResponseFormat, raw_unified_reply, response_format
+from harvest.domain import Group, Transport, Upload
 from harvest.errors import HarvestError
 from harvest.ingest import Accepted, IngestService
 
@@ -31,33 +34,50 @@ class RawReply:
     hang_up: bool = False
 
 
-def refusal(error: HarvestError) -> RawReply:
-    """A refusal as its ASCII status; an oversized message also ends a TCP stream, whose
-    framing can no longer be trusted."""
-    return RawReply(str(error.status).encode("ascii"), hang_up=error.status == 413)
-
-
 def upload(transport: Transport, peer: str, body: bytes) -> Upload:
     return Upload(transport=transport, peer=peer, body=body, content_type=None)
 
 
-def accepted_reply(accepted: Accepted) -> RawReply:
-    return RawReply(CREATED)
+class Replies:
+    """Shapes the reply of one raw listener: Harvest's own, or the Unified format when the
+    listener is the Unified Endpoint's and the SIM's group asks for it."""
+
+    def __init__(self, ingest: IngestService, *, unified: bool) -> None:
+        self.ingest = ingest
+        self.unified = unified
+
+    def _unified(self, group: Group | None) -> bool:
+        return self.unified and response_format(group) is ResponseFormat.UNIFIED
+
+    def accepted(self, accepted: Accepted) -> RawReply:
+        if self._unified(accepted.group):
+            return RawReply(raw_unified_reply(201, ""))
+        return RawReply(CREATED)
+
+    def refused(self, error: HarvestError, peer: str) -> RawReply:
+        """A refusal as its ASCII status; an oversized message also ends a TCP stream, whose
+        framing can no longer be trusted."""
+        hang_up = error.status == 413
+        if self._unified(self.ingest.group_of(peer)):
+            body = json.dumps(error.body(), separators=(",", ":"))
+            return RawReply(raw_unified_reply(error.status, body), hang_up)
+        return RawReply(str(error.status).encode("ascii"), hang_up)
 
 
 class RawHandler:
-    """Turns one raw message into one reply through the ingest service."""
+    """Turns one raw TCP message into one reply through the ingest service."""
 
-    def __init__(self, ingest: IngestService, transport: Transport) -> None:
+    def __init__(self, ingest: IngestService, transport: Transport, *, unified: bool) -> None:
         self.ingest = ingest
         self.transport = transport
+        self.replies = Replies(ingest, unified=unified)
 
     async def __call__(self, body: bytes, peer: str) -> RawReply:
         try:
             accepted = await self.ingest.ingest(upload(self.transport, peer, body))
         except HarvestError as error:
-            return refusal(error)
+            return self.replies.refused(error, peer)
         except Exception:
             log.exception("storing a %s message from %s failed", self.transport, peer)
             return RawReply(FAILED)
-        return accepted_reply(accepted)
+        return self.replies.accepted(accepted)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import cast
 
-from gateway.raw import BUSY, FAILED, RawReply, accepted_reply, refusal, upload
+from gateway.raw import BUSY, FAILED, RawReply, Replies, upload
 from harvest.domain import Transport
 from harvest.errors import HarvestError
 from harvest.ingest import Accepted, IngestService
@@ -26,8 +26,11 @@ Address = tuple[str, int] | tuple[str, int, int, int]
 class UdpEndpoint(asyncio.DatagramProtocol):
     """One UDP socket; see the module docstring."""
 
-    def __init__(self, ingest: IngestService, *, max_in_flight: int, name: str) -> None:
+    def __init__(
+        self, ingest: IngestService, *, max_in_flight: int, name: str, unified: bool = False
+    ) -> None:
         self.ingest = ingest
+        self.replies = Replies(ingest, unified=unified)
         self.max_in_flight = max_in_flight
         self.name = name
         self.transport: asyncio.DatagramTransport | None = None
@@ -73,7 +76,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             try:
                 accepted.append((self.ingest.prepare(upload(Transport.UDP, addr[0], data)), addr))
             except HarvestError as error:
-                self._send(refusal(error), addr)
+                self._send(self.replies.refused(error, addr[0]), addr)
         if accepted:
             self.in_flight += len(accepted)
             task = asyncio.get_running_loop().create_task(self._commit(accepted))
@@ -89,7 +92,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                 self._send(RawReply(FAILED), addr)
         else:
             for item, addr in accepted:
-                self._send(accepted_reply(item), addr)
+                self._send(self.replies.accepted(item), addr)
         finally:
             self.in_flight -= len(accepted)
 

@@ -93,7 +93,7 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
             store=store,
             clock=app[CLOCK],
             error_log=error_log,
-            resolve=SessionTable(registry).resolve,
+            resolve=SessionTable(registry, settings.ue_routes).resolve,
             max_payload_bytes=settings.max_payload_bytes,
         )
         yield

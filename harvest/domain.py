@@ -211,3 +211,5 @@ class Upload:
     body: bytes
     content_type: str | None = None
     timestamp_ms: int | None = None
+    #: An identity the transport verified itself (a Beam-signed IMSI); else the peer decides.
+    imsi: str | None = None

@@ -91,6 +91,9 @@ SIM_BARRED: Final = ErrorSpec("HEM4009", 403, "The SIM is barred by its subscrib
 OPTION_REJECTED: Final = ErrorSpec(
     "HEM4010", 400, "The payload does not satisfy the group's Harvest options.", "device"
 )
+BEAM_SIGNATURE_INVALID: Final = ErrorSpec(
+    "HEM4011", 403, "The SORACOM Beam signature does not verify.", "device"
+)
 DEVICE_METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM4008", 405, "Devices write with POST.", "device")
 
 # --- emulator control plane ---

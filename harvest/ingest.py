@@ -123,12 +123,28 @@ class IngestService:
         self._resolve = resolve
         self.max_payload_bytes = max_payload_bytes
 
-    def identify(self, peer: str) -> Sim:
-        """The SIM whose session is at ``peer``, or 403 (spec B2)."""
-        sim = self._resolve(peer)
+    def identify(self, upload: Upload) -> Sim:
+        """The SIM that sent ``upload``, or 403.
+
+        By the session's address (spec B2), unless a transport verified another identity
+        (a Beam-signed IMSI) and put it on the upload.
+        """
+        if upload.imsi is not None:
+            sim = self._registry.sim_by_imsi(upload.imsi)
+            if sim is None:
+                raise HarvestError(errors.NO_SESSION, f"No SIM has the IMSI {upload.imsi}.")
+            return sim
+        sim = self._resolve(upload.peer)
         if sim is None:
-            raise HarvestError(errors.NO_SESSION, f"No SIM has a session at address {peer}.")
+            raise HarvestError(errors.NO_SESSION, f"No SIM has a session at address {upload.peer}.")
         return sim
+
+    def group_of(self, peer: str) -> Group | None:
+        """The group of the SIM at ``peer``, if any (for transports that shape replies)."""
+        sim = self._resolve(peer)
+        if sim is None or sim.group_id is None:
+            return None
+        return self._registry.group_by_id(sim.group_id)
 
     async def ingest(self, upload: Upload) -> Accepted:
         """Store one upload; raises :class:`HarvestError` for every refusal."""
@@ -148,7 +164,11 @@ class IngestService:
                 error.code,
                 error.message,
             )
-            sim = self._resolve(upload.peer)
+            sim = (
+                self._registry.sim_by_imsi(upload.imsi)
+                if upload.imsi is not None
+                else self._resolve(upload.peer)
+            )
             if sim is not None:  # with no SIM there is no operator to show it to
                 self._error_log.record(
                     sim.operator_id,
@@ -192,7 +212,7 @@ class IngestService:
             return payload_form(body)
 
     def _prepare(self, upload: Upload) -> Accepted:
-        sim = self.identify(upload.peer)
+        sim = self.identify(upload)
         if not sim.status.allows_data:
             raise HarvestError(
                 errors.SIM_NOT_USABLE, f"SIM {sim.imsi} is {sim.status}: no data communication."

@@ -218,6 +218,10 @@ class Registry:
     def sim_by_address(self, address: str) -> Sim | None:
         return self._by_address.get(address)
 
+    def sim_by_imsi(self, imsi: str) -> Sim | None:
+        """Any operator's SIM (device-side identity and the control plane see every SIM)."""
+        return self._sims.get(imsi)
+
     def group_by_id(self, group_id: str) -> Group | None:
         return self._groups.get(group_id)
 

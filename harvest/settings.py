@@ -46,6 +46,11 @@ class Settings:
     tcp_idle_timeout: float = _setting(65.0, "raw TCP: close a connection idle this long (s)")
     tcp_max_connections: int = _setting(1024, "raw TCP: most open connections per listener")
     udp_max_in_flight: int = _setting(20000, "raw UDP: most datagrams being stored at once")
+    beam_psk: str = _setting("", "Beam pre-shared key; set, X-Soracom-IMSI writes must be signed")
+    beam_max_skew_ms: int = _setting(0, "Beam: largest signature timestamp skew in ms (0 = any)")
+    ue_map: str = _setting(
+        "", "private core: ADDRESS-or-CIDR=IMSI pairs, comma-separated (TOML: a table)"
+    )
     data_dir: Path = _setting(Path(".harvest"), "directory of the SQLite database")
     memory: bool = _setting(False, "keep everything in memory; nothing touches the disk")
     max_payload_bytes: int = _setting(1024, "largest device write in bytes; 413 above (spec A2)")
@@ -77,6 +82,9 @@ class Settings:
                 raise SettingsError(f"{name} must be from 1 to 1000000")
         if not self.hosts:
             raise SettingsError("host must name at least one address")
+        if self.beam_max_skew_ms < 0:
+            raise SettingsError("beam_max_skew_ms must not be negative")
+        self.ue_routes  # noqa: B018 - validates the map at start
         if not 1 <= self.group_commit_max <= 100_000:
             raise SettingsError("group_commit_max must be from 1 to 100000")
         if self.log_level not in LOG_LEVELS:
@@ -96,6 +104,24 @@ class Settings:
     def hosts(self) -> tuple[str, ...]:
         """Every address to bind (``host`` may list several, e.g. ``127.0.0.1,::1``)."""
         return tuple(h.strip() for h in self.host.split(",") if h.strip())
+
+    @property
+    def ue_routes(self) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
+        """``ue_map`` as (network, IMSI) pairs, most specific network first."""
+        routes = []
+        for pair in (p.strip() for p in self.ue_map.split(",") if p.strip()):
+            where, sep, imsi = pair.partition("=")
+            imsi = imsi.strip()
+            try:
+                network = ipaddress.ip_network(where.strip(), strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"ue_map: {where.strip()!r} is not an address or CIDR"
+                ) from None
+            if not sep or not (imsi.isdigit() and 6 <= len(imsi) <= 15):
+                raise SettingsError(f"ue_map: {pair!r} must be ADDRESS-or-CIDR=IMSI")
+            routes.append((network, imsi))
+        return tuple(sorted(routes, key=lambda r: -r[0].prefixlen))
 
     @property
     def database_path(self) -> Path | None:
@@ -161,6 +187,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     for key, raw in data.items():
         if key not in _FIELDS:
             raise SettingsError(f"config file {path}: unknown setting {key!r}")
+        if key == "ue_map" and isinstance(raw, dict):
+            # [ue_map] "10.45.0.0/16" = "001010000000001": the natural TOML form
+            if not all(isinstance(v, str) for v in raw.values()):
+                raise SettingsError(f"config file {path}: ue_map values must be IMSI strings")
+            raw = ",".join(f"{k}={v}" for k, v in raw.items())
         values[key] = _convert(key, raw, f"config file {path}", typed=True)
     return values
 

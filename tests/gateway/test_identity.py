@@ -46,6 +46,9 @@ class Directory:
     def sim_by_address(self, address: str) -> Sim | None:
         return self.by_address.get(address)
 
+    def sim_by_imsi(self, imsi: str) -> Sim | None:
+        return next((s for s in self.by_address.values() if s.imsi == imsi), None)
+
 
 def test_the_session_table_finds_mapped_ipv6_peers() -> None:
     sim = Sim(

@@ -36,7 +36,7 @@ async def tcp_exchange(
         for message in messages:
             writer.write(message)
             await writer.drain()
-            replies.append(await asyncio.wait_for(reader.read(100), 5))
+            replies.append(await asyncio.wait_for(reader.read(4096), 5))
     finally:
         writer.close()
         await writer.wait_closed()
