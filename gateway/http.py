@@ -29,6 +29,7 @@ from harvest.web import dumps, json_response
 log = logging.getLogger(__name__)
 
 TIMESTAMP_HEADER = "X-Soracom-Timestamp"
+INT64_MAX = 2**63 - 1
 #: Headers that mark a request as forwarded by Beam (notes 3.1).
 BEAM_MARKERS = ("X-Soracom-Signature", "X-Soracom-Signature-Version", "X-Soracom-IMSI")
 
@@ -52,7 +53,8 @@ def parse_timestamp(raw: str | None) -> int | None:
     if raw is None:
         return None
     raw = raw.strip()
-    if not raw.isdigit():
+    # ASCII digits only (str.isdigit also takes "²"), and a time an int64 can hold.
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > INT64_MAX:
         raise HarvestError(
             errors.INVALID_TIMESTAMP, f"X-Soracom-Timestamp must be UNIX milliseconds, not {raw!r}."
         )

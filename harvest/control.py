@@ -17,7 +17,7 @@ from harvest.api import views
 from harvest.context import CLOCK, ERROR_LOG, LISTENERS, REGISTRY, SETTINGS, STORE
 from harvest.domain import ResourceType, Sim, SimStatus, normalise_address
 from harvest.errors import HarvestError
-from harvest.storage.base import DeleteResourceData
+from harvest.storage.base import DeleteResourceData, UsageKind
 from harvest.web import Handler, json_response, read_json_object
 from quotas.calendar import utc_day
 
@@ -161,7 +161,9 @@ async def get_sim(request: web.Request) -> web.Response:
     sim = _any_sim(request)
     imsi = sim.imsi
     day = utc_day(request.config_dict[CLOCK].now_ms())
-    writes = await request.config_dict[STORE].write_count(sim.operator_id, imsi, day)
+    writes = await request.config_dict[STORE].usage_count(
+        sim.operator_id, imsi, day, UsageKind.WRITE
+    )
     return json_response(sim_view(sim, writes))
 
 

@@ -31,7 +31,7 @@ from harvest.errorlog import ErrorLog
 from harvest.errors import HarvestError
 from harvest.options import HarvestOptions, OptionError, apply_options, options_from_config
 from harvest.registry import Registry
-from harvest.storage.base import PutEntries, Store
+from harvest.storage.base import PutEntries, Store, Usage, UsageKind
 from quotas.calendar import DAY_MS, utc_day
 from quotas.limits import check_payload_size
 
@@ -250,8 +250,8 @@ class IngestService:
             for time, text in stamped
         )
         # A batch element is billed as one write (notes 2.3), so the count is per entry.
-        counts = ((sim.operator_id, sim.imsi, self._day(now), len(entries)),)
-        return Accepted(sim, group, PutEntries(entries, now, counts))
+        usage = (Usage(sim.operator_id, sim.imsi, self._day(now), UsageKind.WRITE, len(entries)),)
+        return Accepted(sim, group, PutEntries(entries, now, usage))
 
     def _options(self, group: Group) -> HarvestOptions:
         """The group's Harvest options, parsed once per version of the group."""

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -63,15 +63,21 @@ class Provisioning:
     session_address: str
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8 that never fails: JSON can carry lone surrogates (``"\\ud800"``), and header
+    values arrive as arbitrary text; neither may turn a refusal into a 500."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def hash_secret(secret: str) -> str:
     """A salted SHA-256; an emulator needs no slow hash, and auth runs on every CLI command."""
     salt = secrets.token_hex(8)
-    return f"{salt}${hashlib.sha256((salt + secret).encode()).hexdigest()}"
+    return f"{salt}${hashlib.sha256(_utf8(salt + secret)).hexdigest()}"
 
 
 def check_secret(secret: str, stored: str) -> bool:
     salt, _, digest = stored.partition("$")
-    candidate = hashlib.sha256((salt + secret).encode()).hexdigest()
+    candidate = hashlib.sha256(_utf8(salt + secret)).hexdigest()
     return hmac.compare_digest(candidate, digest)
 
 
@@ -309,7 +315,8 @@ class Registry:
         if not api_key or not token:
             raise HarvestError(errors.TOKEN_REQUIRED)
         found = self._tokens.get(token)
-        if found is None or not hmac.compare_digest(found.api_key, api_key):
+        # Bytes, not str: compare_digest refuses non-ASCII str, and a header may hold any text.
+        if found is None or not hmac.compare_digest(_utf8(found.api_key), _utf8(api_key)):
             raise HarvestError(errors.TOKEN_REQUIRED, "The API key or token is invalid.")
         if found.expires_ms <= self._clock.now_ms():
             raise HarvestError(errors.TOKEN_REQUIRED, "The API token has expired.")
@@ -375,8 +382,16 @@ class Registry:
             await self._commit([PutGroup(group)])
         return group
 
-    async def update_group(self, operator_id: str, group_id: str, change: Any) -> Group:
-        """Apply ``change(group) -> configuration`` under the lock and store the result."""
+    async def update_group(
+        self,
+        operator_id: str,
+        group_id: str,
+        change: Callable[[Group], Mapping[str, Mapping[str, Any]]],
+    ) -> Group:
+        """Apply ``change(group) -> configuration`` under the lock and store the result.
+
+        ``change`` may raise a :class:`HarvestError` to refuse; nothing is stored then.
+        """
         async with self._lock:
             group = self.group(operator_id, group_id)
             updated = replace(group, configuration=change(group), modified_ms=self._clock.now_ms())
@@ -447,13 +462,26 @@ class Registry:
             return updated
 
     async def set_group(self, operator_id: str, imsi: str, group_id: str) -> Sim:
-        self.group(operator_id, group_id)
-        return await self.update_sim(operator_id, imsi, group_id=group_id)
+        """Move the SIM into the operator's group (404 for either unknown).
+
+        The group is checked under the lock: a group deleted meanwhile must not be joined.
+        """
+        async with self._lock:
+            self.group(operator_id, group_id)
+            sim = self.sim(operator_id, imsi)
+            updated = sim.with_changes(group_id=group_id, modified_ms=self._clock.now_ms())
+            await self._commit([PutSim(updated)])
+            return updated
 
     async def unset_group(self, operator_id: str, imsi: str) -> Sim:
-        if self.sim(operator_id, imsi).group_id is None:
-            raise HarvestError(errors.NOT_FOUND, f"Subscriber {imsi} is not in a group.")
-        return await self.update_sim(operator_id, imsi, group_id=None)
+        """Take the SIM out of its group; 404 when it is in none (checked under the lock)."""
+        async with self._lock:
+            sim = self.sim(operator_id, imsi)
+            if sim.group_id is None:
+                raise HarvestError(errors.NOT_FOUND, f"Subscriber {imsi} is not in a group.")
+            updated = sim.with_changes(group_id=None, modified_ms=self._clock.now_ms())
+            await self._commit([PutSim(updated)])
+            return updated
 
     async def activate_on_traffic(self, imsi: str) -> None:
         """Data in ``ready`` or ``standby`` makes a SIM ``active`` (air-global-terms Sch. 1(2))."""

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -20,6 +20,7 @@ from harvest.errors import HarvestError
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+J = TypeVar("J")
 
 _HTTP_STATUS_ERRORS = {
     404: errors.NO_SUCH_API,
@@ -70,6 +71,33 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(HarvestError(errors.INTERNAL))
 
 
+def valid_text(value: J, what: str = "The body") -> J:
+    """``value`` (parsed JSON) unchanged, or 400 if any string or key in it is not text.
+
+    JSON may escape a lone UTF-16 surrogate (``"\\ud800"``), which Python parses into a ``str``
+    that cannot be encoded again: stored in a group it would make every later answer that
+    shows the group fail, and echoed in an error message it would fail that answer. The walk
+    is iterative: a body nested as deep as the JSON parser allows must not overflow the stack.
+    """
+    pending: list[Any] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise HarvestError(
+                    errors.INVALID_BODY,
+                    f"{what} holds a lone UTF-16 surrogate, which is not text.",
+                ) from None
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return value
+
+
 async def read_json(request: web.Request, *, required: bool = True) -> Any:
     """The request's JSON body, or 400 with what is wrong; ``None`` when empty and optional."""
     raw = await request.read()
@@ -78,9 +106,12 @@ async def read_json(request: web.Request, *, required: bool = True) -> Any:
             raise HarvestError(errors.INVALID_BODY, "The request needs a JSON body.")
         return None
     try:
-        return json.loads(raw)
+        parsed = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise HarvestError(errors.INVALID_BODY, f"The body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise HarvestError(errors.INVALID_BODY, "The body's JSON is nested too deeply.") from None
+    return valid_text(parsed)
 
 
 async def read_json_object(request: web.Request, *, required: bool = True) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from aiohttp import web
 from harvest import errors
 from harvest.api import views
 from harvest.api.params import (
+    INT64_MAX,
     LAST_EVALUATED_KEY,
     bad,
     choice_param,
@@ -24,6 +25,7 @@ from harvest.api.params import (
     int_param,
     int_path,
     page,
+    parse_int,
 )
 from harvest.context import CLOCK, REGISTRY, STORE, TOKEN
 from harvest.domain import ResourceType
@@ -82,8 +84,8 @@ def read_window(request: web.Request) -> Window:
         request, "limit", default=PAGE_LIMIT_DEFAULT, minimum=PAGE_LIMIT_MIN, maximum=PAGE_LIMIT_MAX
     )
     sort = choice_param(request, "sort", ("desc", "asc"), "desc")
-    given_from = int_param(request, "from", minimum=0)
-    given_to = int_param(request, "to", minimum=0)
+    given_from = int_param(request, "from", minimum=0, maximum=INT64_MAX)
+    given_to = int_param(request, "to", minimum=0, maximum=INT64_MAX)
     if given_from is not None and given_to is not None and given_from > given_to:
         raise bad(f"'from' ({given_from}) must not be after 'to' ({given_to}).")
     now = request.config_dict[CLOCK].now_ms()
@@ -99,16 +101,16 @@ def read_window(request: web.Request) -> Window:
 
 def key_time(key: str) -> int:
     """The time in a paging key: ``<ms>`` or ``<ms>_<id>`` (notes section 3.1)."""
-    head = key.split("_", 1)[0]
-    if not head.isdigit():
+    value = parse_int(key.split("_", 1)[0])
+    if value is None or not 0 <= value <= INT64_MAX:
         raise bad(f"'{LAST_EVALUATED_KEY}' {key!r} is not a key this API issued.")
-    return int(head)
+    return value
 
 
 async def _entries_page(request: web.Request, resource: Resource | None) -> web.Response:
     window = read_window(request)
     after = None if window.after is None else key_time(window.after)
-    if resource is None:
+    if resource is None or (after is not None and window.ascending and after >= window.to_ms):
         return page(request, [], None)
     rows = await request.config_dict[STORE].query_entries(
         EntryQuery(
@@ -206,9 +208,9 @@ async def get_data_entries_by_category(request: web.Request) -> web.Response:
     after: tuple[int, str, str] | None = None
     if window.after is not None:
         parts = window.after.split("_", 2)
-        if len(parts) != 3 or not parts[0].isdigit():
+        if len(parts) != 3:
             raise bad(f"'{LAST_EVALUATED_KEY}' {window.after!r} is not a key this API issued.")
-        after = (int(parts[0]), parts[1], parts[2])
+        after = (key_time(window.after), parts[1], parts[2])
     rows = await request.config_dict[STORE].query_category(
         CategoryQuery(
             operator_id=request[TOKEN].operator_id,

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -128,13 +127,15 @@ async def put_configuration_parameters(request: web.Request) -> web.Response:
 
 
 async def delete_configuration_namespace(request: web.Request) -> web.Response:
+    """204; 400 when the group has no such namespace (checked under the registry's lock, so
+    of two concurrent deletes one is refused)."""
     namespace = _namespace(request)
-    if namespace not in _group(request).configuration:
-        raise HarvestError(
-            errors.NAMESPACE_NOT_SET, f"The group has no configuration in {namespace}."
-        )
 
     def change(group: Group) -> dict[str, dict[str, Any]]:
+        if namespace not in group.configuration:
+            raise HarvestError(
+                errors.NAMESPACE_NOT_SET, f"The group has no configuration in {namespace}."
+            )
         return {ns: dict(v) for ns, v in group.configuration.items() if ns != namespace}
 
     await request.config_dict[REGISTRY].update_group(
@@ -144,14 +145,18 @@ async def delete_configuration_namespace(request: web.Request) -> web.Response:
 
 
 async def delete_configuration_parameter(request: web.Request) -> web.Response:
+    """204; 404 when the parameter is absent (checked under the registry's lock, so a
+    namespace deleted meanwhile is a 404, not a failure)."""
     namespace = _namespace(request)
-    name = unquote(request.match_info["name"])
-    if name not in _group(request).configuration.get(namespace, {}):
-        raise HarvestError(errors.NOT_FOUND, f"The group has no parameter {namespace}.{name}.")
+    # aiohttp has already percent-decoded the segment (``%2F`` included); decoding it again
+    # would turn a name holding ``%41`` into ``A``.
+    name = request.match_info["name"]
 
     def change(group: Group) -> dict[str, dict[str, Any]]:
+        if name not in group.configuration.get(namespace, {}):
+            raise HarvestError(errors.NOT_FOUND, f"The group has no parameter {namespace}.{name}.")
         configuration = {ns: dict(v) for ns, v in group.configuration.items()}
-        configuration[namespace].pop(name, None)
+        del configuration[namespace][name]
         return configuration
 
     await request.config_dict[REGISTRY].update_group(

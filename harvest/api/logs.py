@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from harvest.api.params import LAST_EVALUATED_KEY, bad, choice_param, int_param, page
+from harvest.api.params import (
+    LAST_EVALUATED_KEY,
+    bad,
+    choice_param,
+    int_param,
+    page,
+    parse_int,
+)
 from harvest.context import ERROR_LOG, TOKEN
 
 #: OpenAPI ``getLogs`` enums.
@@ -30,7 +37,8 @@ async def get_logs(request: web.Request) -> web.Response:
     if high is not None and low > high:
         raise bad(f"'from' ({low}) must not be after 'to' ({high}).")
     key = request.query.get(LAST_EVALUATED_KEY)
-    if key is not None and not key.isdigit():
+    before = None if key is None else parse_int(key)
+    if key is not None and (before is None or before < 0):
         raise bad(f"'{LAST_EVALUATED_KEY}' {key!r} is not a key this API issued.")
     entries = request.config_dict[ERROR_LOG].query(
         request[TOKEN].operator_id,
@@ -39,7 +47,7 @@ async def get_logs(request: web.Request) -> web.Response:
         resource_id=request.query.get("resource_id") or None,
         from_ms=low,
         to_ms=high,
-        before=None if key is None else int(key),
+        before=before,
         limit=limit + 1,
     )
     more = len(entries) > limit

@@ -17,11 +17,26 @@ LAST_EVALUATED_KEY: Final = "last_evaluated_key"
 NEXT_KEY_HEADER: Final = "x-soracom-next-key"
 LINK_HEADER: Final = "link"
 
+#: The largest integer a time or key may name: entry times are signed 64-bit milliseconds.
+INT64_MAX: Final = 2**63 - 1
+
 E = TypeVar("E", bound=StrEnum)
 
 
 def bad(message: str) -> HarvestError:
     return HarvestError(errors.INVALID_PARAMETER, message)
+
+
+def parse_int(raw: str) -> int | None:
+    """Plain decimal ASCII digits with an optional ``-``; ``None`` for anything else.
+
+    Python's ``int()`` would also take ``+1``, `` 1 ``, ``1_000`` and non-ASCII digits, none of
+    which a query or path parameter should carry.
+    """
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(raw, 10)
 
 
 def int_param(
@@ -36,10 +51,9 @@ def int_param(
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise bad(f"'{name}' must be an integer, not {raw!r}.") from None
+    value = parse_int(raw)
+    if value is None:
+        raise bad(f"'{name}' must be an integer, not {raw!r}.")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         low = "" if minimum is None else f" from {minimum}"
         high = "" if maximum is None else f" to {maximum}"
@@ -48,13 +62,13 @@ def int_param(
 
 
 def int_path(request: web.Request, name: str) -> int:
+    """A non-negative 64-bit integer path parameter (an entry time), or 400 naming it."""
     raw = request.match_info[name]
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise bad(f"'{name}' must be an integer, not {raw!r}.") from None
-    if value < 0:
-        raise bad(f"'{name}' must not be negative.")
+    value = parse_int(raw)
+    if value is None:
+        raise bad(f"'{name}' must be an integer, not {raw!r}.")
+    if not 0 <= value <= INT64_MAX:
+        raise bad(f"'{name}' must be from 0 to {INT64_MAX}, not {value}.")
     return value
 
 
@@ -81,11 +95,16 @@ def choice_param(request: web.Request, name: str, choices: Sequence[str], defaul
 def page(request: web.Request, items: list[Any], next_key: str | None) -> web.Response:
     """A JSON array, with ``x-soracom-next-key`` and ``link: <url>; rel=next`` while more exist.
 
-    ``rel=next`` is unquoted: soracom-sdk-go compares the bare value (notes section 3.1).
+    ``rel=next`` is unquoted: soracom-sdk-go compares the bare value (notes section 3.1), and
+    the URL carries no literal ``,`` or ``;``, on which that client splits the header.
     """
     headers: dict[str, str] = {}
     if next_key is not None:
-        url = request.url.update_query({LAST_EVALUATED_KEY: next_key})
+        url = str(request.url.update_query({LAST_EVALUATED_KEY: next_key}))
+        # soracom-sdk-go splits the header on "," and then on ";" before it reads the URL, so
+        # neither may appear literally (yarl leaves "," in a query and ";" in a path as they
+        # are); percent-encoded they mean the same to the server.
+        url = url.replace(",", "%2C").replace(";", "%3B")
         headers[NEXT_KEY_HEADER] = next_key
         headers[LINK_HEADER] = f"<{url}>; rel=next"
     return json_response(items, headers=headers)

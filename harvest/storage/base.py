@@ -10,6 +10,7 @@ atomically and is durable when the call returns: a device gets ``201`` only afte
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -26,19 +27,50 @@ from harvest.domain import (
 )
 
 
+# --- the usage ledger -------------------------------------------------------------------------
+class UsageKind(enum.StrEnum):
+    """What the ledger counts per operator, SIM and UTC day (issue 4; seeds' fee schedules)."""
+
+    #: Write requests (a batch element is one); the daily bundle and the write fee read these.
+    WRITE = "write"
+    #: Data read requests through the API (free, logging-service-terms Schedule 2(2)).
+    READ = "read"
+    #: The SIM's group had Harvest Data enabled on that day: 0 or 1, never more
+    #: (the 0.05 USD daily option fee, air-global-terms Schedule (12)(a)).
+    HARVEST_DAY = "harvest_day"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One ledger increment: ``count`` more of ``kind`` for one SIM on one UTC day."""
+
+    operator_id: str
+    imsi: str
+    day: str
+    kind: UsageKind
+    count: int
+
+
 # --- mutations -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class PutEntries:
-    """Store entries (overwriting any at the same key) and count the writes.
+    """Store entries (overwriting any at the same key) and record their usage.
 
-    ``write_counts`` holds ``(operator_id, imsi, utc_day, n)``: a write that overwrites an entry
-    at the same millisecond is still counted (spec A1), so counts and entries may differ.
+    The usage is committed with the entries, so the ledger is exact: a write that overwrites an
+    entry at the same millisecond is still counted (spec A1), so counts and entries may differ.
     """
 
     entries: tuple[DataEntry, ...]
     #: When the write happened (emulator clock): the resources' ``lastModifiedTime``.
     written_ms: int
-    write_counts: tuple[tuple[str, str, str, int], ...] = ()
+    usage: tuple[Usage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordUsage:
+    """Add to the ledger without storing entries (reads, Harvest-enabled days)."""
+
+    usage: tuple[Usage, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +137,7 @@ class MarkProvisioned:
 
 Mutation = (
     PutEntries
+    | RecordUsage
     | DeleteEntry
     | DeleteResourceData
     | PutOperator
@@ -204,7 +237,14 @@ class Store(Protocol):
     ) -> list[ResourceMetadata]:
         """Resources with data, ordered by (type, id), strictly after ``after``."""
 
-    async def write_count(self, operator_id: str, imsi: str, day: str) -> int:
-        """Writes counted for one SIM on one UTC day (``YYYY-MM-DD``)."""
+    async def usage_count(self, operator_id: str, imsi: str, day: str, kind: UsageKind) -> int:
+        """The ledger's count of ``kind`` for one SIM on one UTC day (``YYYY-MM-DD``)."""
+
+    async def usage_rows(self, operator_id: str, first_day: str, last_day: str) -> list[Usage]:
+        """Every ledger row of the operator for the days ``first_day..last_day`` (inclusive),
+        ordered by (day, IMSI, kind)."""
+
+    async def day_counts(self, day: str, kind: UsageKind) -> dict[str, int]:
+        """Every SIM's count of ``kind`` on ``day``, across operators (IMSIs are unique)."""
 
     def stats(self) -> StoreStats: ...

@@ -35,8 +35,11 @@ from harvest.storage.base import (
     PutOperator,
     PutSim,
     PutToken,
+    RecordUsage,
     StateSnapshot,
     StoreStats,
+    Usage,
+    UsageKind,
 )
 
 _ResourceKey = tuple[str, ResourceType, str]
@@ -76,7 +79,7 @@ class MemoryStore:
         self._groups: dict[str, Group] = {}
         self._sims: dict[str, Sim] = {}
         self._series: dict[_ResourceKey, _Series] = {}
-        self._counts: dict[tuple[str, str, str], int] = {}
+        self._usage: dict[tuple[str, str, str, UsageKind], int] = {}
 
     async def open(self) -> None:
         return None
@@ -100,6 +103,14 @@ class MemoryStore:
             self._apply(mutation)
         self._applied += len(mutations)
 
+    def _add_usage(self, usage: tuple[Usage, ...]) -> None:
+        for row in usage:
+            key = (row.operator_id, row.day, row.imsi, row.kind)
+            if row.kind is UsageKind.HARVEST_DAY:
+                self._usage[key] = 1  # a day is charged once
+            else:
+                self._usage[key] = self._usage.get(key, 0) + row.count
+
     def _apply(self, mutation: Mutation) -> None:
         if isinstance(mutation, PutEntries):
             for entry in mutation.entries:
@@ -108,9 +119,9 @@ class MemoryStore:
                 series.put(entry)
                 series.last_modified = max(series.last_modified, mutation.written_ms)
                 series.attribute_names.update(entry.attribute_names())
-            for operator_id, imsi, day, n in mutation.write_counts:
-                count_key = (operator_id, imsi, day)
-                self._counts[count_key] = self._counts.get(count_key, 0) + n
+            self._add_usage(mutation.usage)
+        elif isinstance(mutation, RecordUsage):
+            self._add_usage(mutation.usage)
         elif isinstance(mutation, DeleteEntry):
             found = self._series.get(
                 (mutation.operator_id, mutation.resource_type, mutation.resource_id)
@@ -212,8 +223,22 @@ class MemoryStore:
             for rt, rid, series in rows[:limit]
         ]
 
-    async def write_count(self, operator_id: str, imsi: str, day: str) -> int:
-        return self._counts.get((operator_id, imsi, day), 0)
+    async def usage_count(self, operator_id: str, imsi: str, day: str, kind: UsageKind) -> int:
+        return self._usage.get((operator_id, day, imsi, kind), 0)
+
+    async def usage_rows(self, operator_id: str, first_day: str, last_day: str) -> list[Usage]:
+        return [
+            Usage(op, imsi, day, kind, count)
+            for (op, day, imsi, kind), count in sorted(self._usage.items())
+            if op == operator_id and first_day <= day <= last_day
+        ]
+
+    async def day_counts(self, day: str, kind: UsageKind) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for (_, row_day, imsi, row_kind), count in self._usage.items():
+            if row_day == day and row_kind is kind:
+                counts[imsi] = counts.get(imsi, 0) + count
+        return counts
 
     def stats(self) -> StoreStats:
         return StoreStats(kind="memory", mutations=self._applied)

@@ -40,13 +40,16 @@ from harvest.storage.base import (
     PutOperator,
     PutSim,
     PutToken,
+    RecordUsage,
     StateSnapshot,
     StoreStats,
+    Usage,
+    UsageKind,
 )
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -76,14 +79,25 @@ CREATE TABLE IF NOT EXISTS resources (
     attribute_names TEXT NOT NULL,
     PRIMARY KEY (operator_id, resource_type, resource_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS write_counts (
+CREATE TABLE IF NOT EXISTS ledger (
     operator_id TEXT NOT NULL,
-    imsi TEXT NOT NULL,
     day TEXT NOT NULL,
+    imsi TEXT NOT NULL,
+    kind TEXT NOT NULL,
     count INTEGER NOT NULL,
-    PRIMARY KEY (operator_id, imsi, day)
+    PRIMARY KEY (operator_id, day, imsi, kind)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ledger_by_day ON ledger (day, kind);
 """
+
+#: Upgrades from each older schema version to the next (run in order, in one transaction).
+MIGRATIONS = {
+    # 1 -> 2: per-SIM daily write counts become the usage ledger (writes, reads, Harvest days).
+    1: """
+INSERT INTO ledger SELECT operator_id, day, imsi, 'write', count FROM write_counts;
+DROP TABLE write_counts;
+""",
+}
 
 _PUT_ENTRY = "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)"
 # attributeNames accumulate: the union of the stored names and the batch's names.
@@ -98,9 +112,11 @@ ON CONFLICT (operator_id, resource_type, resource_id) DO UPDATE SET
             UNION SELECT value FROM json_each(excluded.attribute_names)))
     END
 """
-_COUNT_WRITES = """
-INSERT INTO write_counts VALUES (?, ?, ?, ?)
-ON CONFLICT (operator_id, imsi, day) DO UPDATE SET count = count + excluded.count
+# A Harvest-enabled day counts once however often it is recorded; other kinds add up.
+_RECORD_USAGE = """
+INSERT INTO ledger VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = CASE
+    WHEN kind = 'harvest_day' THEN 1 ELSE count + excluded.count END
 """
 _WIPE = (
     "meta",
@@ -111,7 +127,7 @@ _WIPE = (
     "sims",
     "entries",
     "resources",
-    "write_counts",
+    "ledger",
 )
 
 
@@ -137,7 +153,7 @@ class _Plan:
         self.steps: list[tuple[str, list[tuple[Any, ...]]]] = []
         self._entries: list[tuple[Any, ...]] = []
         self._resources: dict[tuple[str, str, str], tuple[int, set[str]]] = {}
-        self._counts: dict[tuple[str, str, str], int] = {}
+        self._usage: dict[tuple[str, str, str, str], int] = {}
 
     def _step(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
         if self.steps and self.steps[-1][0] == sql:
@@ -158,9 +174,17 @@ class _Plan:
                 ),
             )
             self._resources = {}
-        if self._counts:
-            self._step(_COUNT_WRITES, ((*key, n) for key, n in self._counts.items()))
-            self._counts = {}
+        if self._usage:
+            self._step(_RECORD_USAGE, ((*key, n) for key, n in self._usage.items()))
+            self._usage = {}
+
+    def _add_usage(self, usage: tuple[Usage, ...]) -> None:
+        for row in usage:
+            key = (row.operator_id, row.day, row.imsi, row.kind.value)
+            if row.kind is UsageKind.HARVEST_DAY:
+                self._usage[key] = 1
+            else:
+                self._usage[key] = self._usage.get(key, 0) + row.count
 
     def add(self, mutation: Mutation) -> None:
         if isinstance(mutation, PutEntries):
@@ -172,9 +196,10 @@ class _Plan:
                 modified, names = self._resources.get(key, (0, set()))
                 names.update(entry.attribute_names())
                 self._resources[key] = (max(modified, mutation.written_ms), names)
-            for operator_id, imsi, day, n in mutation.write_counts:
-                count_key = (operator_id, imsi, day)
-                self._counts[count_key] = self._counts.get(count_key, 0) + n
+            self._add_usage(mutation.usage)
+            return
+        if isinstance(mutation, RecordUsage):
+            self._add_usage(mutation.usage)
             return
         self._flush_data()
         if isinstance(mutation, DeleteEntry):
@@ -282,6 +307,10 @@ class SqliteStore:
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA busy_timeout = 5000")
         await db.executescript(SCHEMA)
+        if version:
+            script = "".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
+            if script:
+                await db.executescript(f"BEGIN;\n{script}\nCOMMIT;")
         await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @staticmethod
@@ -504,14 +533,32 @@ class SqliteStore:
             for rt, rid, modified, names in rows
         ]
 
-    async def write_count(self, operator_id: str, imsi: str, day: str) -> int:
+    async def usage_count(self, operator_id: str, imsi: str, day: str, kind: UsageKind) -> int:
         rows = list(
             await self._fetch(
-                "SELECT count FROM write_counts WHERE operator_id = ? AND imsi = ? AND day = ?",
-                (operator_id, imsi, day),
+                "SELECT count FROM ledger WHERE operator_id = ? AND day = ? AND imsi = ? "
+                "AND kind = ?",
+                (operator_id, day, imsi, kind.value),
             )
         )
         return int(rows[0][0]) if rows else 0
+
+    async def usage_rows(self, operator_id: str, first_day: str, last_day: str) -> list[Usage]:
+        rows = await self._fetch(
+            "SELECT day, imsi, kind, count FROM ledger WHERE operator_id = ? "
+            "AND day >= ? AND day <= ? ORDER BY day, imsi, kind",
+            (operator_id, first_day, last_day),
+        )
+        return [
+            Usage(operator_id, imsi, day, UsageKind(kind), count) for day, imsi, kind, count in rows
+        ]
+
+    async def day_counts(self, day: str, kind: UsageKind) -> dict[str, int]:
+        rows = await self._fetch(
+            "SELECT imsi, sum(count) FROM ledger WHERE day = ? AND kind = ? GROUP BY imsi",
+            (day, kind.value),
+        )
+        return {imsi: int(count) for imsi, count in rows}
 
     def stats(self) -> StoreStats:
         return StoreStats(

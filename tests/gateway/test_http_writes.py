@@ -219,3 +219,16 @@ async def test_keep_alive_serves_many_writes_on_one_connection(emulator: Emulato
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+@pytest.mark.parametrize("raw", ["²", str(10**30), "-5", "1e3"])
+async def test_timestamps_that_are_not_int64_milliseconds_are_400(
+    emulator: Emulator, raw: str
+) -> None:
+    status, body = await emulator.device().send('{"x":1}', headers={"X-Soracom-Timestamp": raw})
+    assert (status, json.loads(body)["code"]) == (400, "HEM4005")
+
+
+async def test_json_nested_too_deep_is_400_not_500(emulator: Emulator) -> None:
+    status, body = await emulator.device().send("[" * 1000)
+    assert (status, json.loads(body)["code"]) == (400, "HEM4006")

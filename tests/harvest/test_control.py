@@ -229,3 +229,18 @@ async def test_barring_blocks_and_unblocks_a_sim_at_once(emulator: Emulator) -> 
     assert (status, sim["barred"]) == (200, False)
     assert (await device.send('{"a":2}'))[0] == 201
     assert (await emulator.control("POST", "/sims/999/block"))[0] == 404
+
+
+async def test_a_lone_surrogate_cannot_poison_the_api(emulator: Emulator) -> None:
+    async with emulator.client.post(
+        "/_emulator/sims", data=b'{"tags":{"name":"\\ud800"}}'
+    ) as response:
+        assert response.status == 400
+    api = await emulator.api()
+    assert (await api.get("/v1/subscribers")).status == 200
+
+
+async def test_json_nested_too_deep_is_a_400(emulator: Emulator) -> None:
+    async with emulator.client.post("/_emulator/sims", data=b"[" * 100_000) as response:
+        assert response.status == 400
+        assert (await response.json())["code"] == "HEM1002"

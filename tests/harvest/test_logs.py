@@ -72,3 +72,9 @@ async def test_reset_clears_the_log(emulator: Emulator) -> None:
     await emulator.control("POST", "/reset")
     api = await emulator.api()
     assert (await api.get("/v1/logs")).json == []
+
+
+async def test_a_key_of_odd_digits_is_400(emulator: Emulator) -> None:
+    api = await emulator.api()
+    reply = await api.get("/v1/logs", last_evaluated_key="²")
+    assert reply.status == 400

@@ -25,6 +25,9 @@ from harvest.storage.base import (
     Mutation,
     PutEntries,
     PutGroup,
+    RecordUsage,
+    Usage,
+    UsageKind,
 )
 from harvest.storage.sqlite import SCHEMA_VERSION, StoreError
 
@@ -84,12 +87,37 @@ async def test_pages_follow_the_order_and_the_key(store: Store) -> None:
     assert [e.time for e in ascending] == [4, 5, 6]
 
 
+def writes(imsi: str, n: int = 1, day: str = "2026-01-01") -> tuple[Usage, ...]:
+    return (Usage(OP, imsi, day, UsageKind.WRITE, n),)
+
+
 async def test_write_counts_add_up_even_when_entries_overwrite(store: Store) -> None:
-    counted = PutEntries((entry("1", 5),), 1, ((OP, "1", "2026-01-01", 1),))
+    counted = PutEntries((entry("1", 5),), 1, writes("1"))
     await store.apply([counted, counted])
     await store.apply([counted])
-    assert await store.write_count(OP, "1", "2026-01-01") == 3
-    assert await store.write_count(OP, "1", "2026-01-02") == 0
+    assert await store.usage_count(OP, "1", "2026-01-01", UsageKind.WRITE) == 3
+    assert await store.usage_count(OP, "1", "2026-01-02", UsageKind.WRITE) == 0
+
+
+async def test_the_ledger_counts_kinds_and_a_harvest_day_once(store: Store) -> None:
+    day = "2026-11-30"
+    harvest_day = Usage(OP, "1", day, UsageKind.HARVEST_DAY, 1)
+    await store.apply([RecordUsage((harvest_day, harvest_day)), RecordUsage((harvest_day,))])
+    await store.apply(
+        [
+            RecordUsage((Usage(OP, "1", day, UsageKind.READ, 2),)),
+            PutEntries((entry("1", 1),), 1, writes("1", 3, day)),
+            RecordUsage((Usage("OP9", "9", day, UsageKind.WRITE, 4),)),
+        ]
+    )
+    assert await store.usage_count(OP, "1", day, UsageKind.HARVEST_DAY) == 1
+    assert await store.usage_rows(OP, "2026-11-01", "2026-11-30") == [
+        Usage(OP, "1", day, UsageKind.HARVEST_DAY, 1),
+        Usage(OP, "1", day, UsageKind.READ, 2),
+        Usage(OP, "1", day, UsageKind.WRITE, 3),
+    ]
+    assert await store.usage_rows(OP, "2026-12-01", "2026-12-31") == []
+    assert await store.day_counts(day, UsageKind.WRITE) == {"1": 3, "9": 4}
 
 
 async def test_resource_metadata_accumulates_attribute_names(store: Store) -> None:
@@ -209,6 +237,28 @@ async def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> N
         await SqliteStore(path).open()
 
 
+async def test_a_version_1_database_is_migrated_keeping_its_write_counts(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE write_counts (operator_id TEXT NOT NULL, imsi TEXT NOT NULL, "
+            "day TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (operator_id, imsi, day)) "
+            "WITHOUT ROWID;"
+            "INSERT INTO write_counts VALUES ('OP0000000001', '1', '2026-01-01', 7);"
+            "PRAGMA user_version = 1;"
+        )
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.usage_count(OP, "1", "2026-01-01", UsageKind.WRITE) == 7
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        assert "write_counts" not in tables
+
+
 async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     path.write_bytes(b"this is not sqlite" * 100)
@@ -242,9 +292,7 @@ reads = st.tuples(resources, st.booleans(), st.integers(1, 7), times, times)
 
 def to_mutation(op: tuple[Any, ...]) -> Mutation:
     if op[0] == "put":
-        return PutEntries(
-            (entry(op[1], op[2], op[3], op[4]),), op[2], ((OP, op[1], "2026-01-01", 1),)
-        )
+        return PutEntries((entry(op[1], op[2], op[3], op[4]),), op[2], writes(op[1]))
     if op[0] == "delete":
         return DeleteEntry(OP, SUB, op[1], op[2])
     return DeleteResourceData(OP, SUB, op[1])
@@ -272,7 +320,7 @@ async def read_everything(store: Store, read: tuple[str, bool, int, int, int]) -
         after = page[-1].time
     category = await store.query_category(CategoryQuery(OP, "c", 0, 100, ascending, 1000))
     metadata = await store.list_resources(OP, None, 10, None)
-    counts = [await store.write_count(OP, r, "2026-01-01") for r in "123"]
+    counts = [await store.usage_count(OP, r, "2026-01-01", UsageKind.WRITE) for r in "123"]
     return [
         seen,
         [(e.resource_id, e.time) for e in category],
