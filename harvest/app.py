@@ -42,6 +42,13 @@ def api_app() -> web.Application:
     r.add_get("/subscribers/{imsi}", subscribers.get_subscriber)
     r.add_post("/subscribers/{imsi}/set_group", subscribers.set_group)
     r.add_post("/subscribers/{imsi}/unset_group", subscribers.unset_group)
+    r.add_post("/subscribers/{imsi}/activate", subscribers.activate)
+    r.add_post("/subscribers/{imsi}/deactivate", subscribers.deactivate)
+    r.add_post("/subscribers/{imsi}/suspend", subscribers.suspend)
+    r.add_post("/subscribers/{imsi}/set_to_standby", subscribers.set_to_standby)
+    r.add_post("/subscribers/{imsi}/terminate", subscribers.terminate)
+    r.add_post("/subscribers/{imsi}/enable_termination", subscribers.enable_termination)
+    r.add_post("/subscribers/{imsi}/disable_termination", subscribers.disable_termination)
     r.add_get("/sims", subscribers.list_sims)
     r.add_get("/sims/{sim_id}", subscribers.get_sim)
 

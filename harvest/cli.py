@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from gateway import simulator
 from harvest import __version__, settings
 from harvest.settings import SettingsError
 from harvest.storage.sqlite import StoreError
@@ -23,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the emulator (the default command)")
     settings.add_arguments(serve)
+    simulator.add_commands(commands)
     return parser
 
 
@@ -41,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.insert(0, "serve")
     parser = _parser()
     namespace = parser.parse_args(args)
+    if namespace.command in ("device", "fleet"):
+        return simulator.run(namespace)
     try:
         config = settings.from_sources(vars(namespace), os.environ)
     except SettingsError as error:

@@ -35,6 +35,15 @@ class SimStatus(enum.StrEnum):
     SUSPENDED = "suspended"
     TERMINATED = "terminated"
 
+    def can_become(self, target: SimStatus) -> bool:
+        """Whether the API may move a SIM from this status to ``target``.
+
+        Termination is final; every other status may change to any other (the operator's
+        choice, air-global-terms Schedule 1(2)), except back to ``ready``, which only a new SIM
+        has.
+        """
+        return self is not SimStatus.TERMINATED and target is not SimStatus.READY
+
     @property
     def allows_data(self) -> bool:
         """Whether a device may communicate (air-global-terms Schedule 1(2))."""
@@ -151,6 +160,8 @@ class Sim:
     speed_class: str = "s1.standard"
     #: Barred by the subscriber: no use until unbarred (logging-service-terms 11.7).
     barred: bool = False
+    #: Termination protection off: only then may the SIM be terminated (SORACOM's API).
+    termination_enabled: bool = False
 
     def __post_init__(self) -> None:
         if not (self.imsi.isdigit() and 6 <= len(self.imsi) <= 15):

@@ -65,6 +65,9 @@ CONFLICT: Final = ErrorSpec("HEM1004", 409, "The resource already exists.", "api
 NAMESPACE_NOT_SET: Final = ErrorSpec(
     "HEM1005", 400, "The group has no configuration in that namespace.", "api"
 )
+INVALID_TRANSITION: Final = ErrorSpec(
+    "HEM1006", 400, "The SIM cannot change to that status.", "api"
+)
 NOT_FOUND: Final = ErrorSpec("HEM2001", 404, "No such resource.", "api")
 NO_SUCH_ENTRY: Final = ErrorSpec("HEM2002", 404, "No such entry.", "api")
 NO_SUCH_API: Final = ErrorSpec("HEM2003", 404, "No such API.", "api")

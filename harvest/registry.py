@@ -461,6 +461,27 @@ class Registry:
             await self._commit([PutSim(updated)])
             return updated
 
+    async def set_status(self, operator_id: str, imsi: str, status: SimStatus) -> Sim:
+        """Change the SIM's status through the API, checked under the lock (400 if not allowed).
+
+        Terminating needs termination protection off, as on SORACOM's API.
+        """
+        async with self._lock:
+            sim = self.sim(operator_id, imsi)
+            if not sim.status.can_become(status):
+                raise HarvestError(
+                    errors.INVALID_TRANSITION,
+                    f"SIM {imsi} is {sim.status} and cannot become {status}.",
+                )
+            if status is SimStatus.TERMINATED and not sim.termination_enabled:
+                raise HarvestError(
+                    errors.INVALID_TRANSITION,
+                    f"SIM {imsi} has termination protection on; call enable_termination first.",
+                )
+            updated = sim.with_changes(status=status, modified_ms=self._clock.now_ms())
+            await self._commit([PutSim(updated)])
+            return updated
+
     async def set_group(self, operator_id: str, imsi: str, group_id: str) -> Sim:
         """Move the SIM into the operator's group (404 for either unknown).
 

@@ -8,12 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.binary_parser import BinaryParserError, parser_for
 from harvest import errors
 from harvest.api import views
 from harvest.api.listing import keyset_page, matches_tag, tag_filter
 from harvest.context import REGISTRY, TOKEN
-from harvest.domain import CONFIGURATION_NAMESPACES, Group
+from harvest.domain import CONFIGURATION_NAMESPACES, HARVEST_NAMESPACE, Group
 from harvest.errors import HarvestError
+from harvest.ingest import AIR_NAMESPACE
+from harvest.options import OptionError, options_from_config
 from harvest.web import json_response, read_json, read_json_object
 
 GROUP_PAGE_MAX = 1000
@@ -53,12 +56,33 @@ def _configuration(value: Any) -> dict[str, dict[str, Any]]:
     return {str(ns): dict(v) for ns, v in value.items()}
 
 
+def check_options(configuration: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """400 when the Harvest options or the Binary Parser format cannot work.
+
+    A mistake is reported when it is made, not later as refused or unparsed device writes.
+    """
+    harvest = configuration.get(HARVEST_NAMESPACE)
+    if harvest is not None:
+        try:
+            options_from_config(harvest)
+        except OptionError as error:
+            raise HarvestError(errors.INVALID_BODY, str(error)) from None
+    air = configuration.get(AIR_NAMESPACE, {})
+    fmt = air.get("binaryParserFormat")
+    if air.get("binaryParserEnabled") is True and isinstance(fmt, str) and fmt:
+        try:
+            parser_for(fmt)
+        except BinaryParserError as error:
+            raise HarvestError(errors.INVALID_BODY, f"binaryParserFormat: {error}") from None
+    return configuration
+
+
 async def create_group(request: web.Request) -> web.Response:
     body = await read_json_object(request, required=False)
     group = await request.config_dict[REGISTRY].create_group(
         request[TOKEN].operator_id,
         _tags(body.get("tags")),
-        _configuration(body.get("configuration")),
+        check_options(_configuration(body.get("configuration"))),
     )
     return json_response(views.group(group), status=201)
 
@@ -118,7 +142,7 @@ async def put_configuration_parameters(request: web.Request) -> web.Response:
         values = configuration.setdefault(namespace, {})
         for item in body:
             values[item["key"]] = item["value"]
-        return configuration
+        return check_options(configuration)
 
     group = await request.config_dict[REGISTRY].update_group(
         request[TOKEN].operator_id, request.match_info["group_id"], change

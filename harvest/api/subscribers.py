@@ -12,7 +12,7 @@ from harvest.api.params import enum_value
 from harvest.context import REGISTRY, TOKEN
 from harvest.domain import Sim, SimStatus
 from harvest.errors import HarvestError
-from harvest.web import json_response, read_json_object
+from harvest.web import Handler, json_response, read_json_object
 from quotas.limits import SUBSCRIBER_PAGE_MAX
 
 
@@ -90,3 +90,36 @@ async def get_sim(request: web.Request) -> web.Response:
     if sim is None:
         raise HarvestError(errors.NOT_FOUND, f"No such SIM: {request.match_info['sim_id']}")
     return json_response(views.sim(sim))
+
+
+def _status_change(status: SimStatus) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        sim = await request.config_dict[REGISTRY].set_status(
+            request[TOKEN].operator_id, request.match_info["imsi"], status
+        )
+        return json_response(views.subscriber(sim))
+
+    handler.__doc__ = f"``POST /subscribers/{{imsi}}/...``: the SIM becomes ``{status}``."
+    return handler
+
+
+activate = _status_change(SimStatus.ACTIVE)
+deactivate = _status_change(SimStatus.INACTIVE)
+suspend = _status_change(SimStatus.SUSPENDED)
+set_to_standby = _status_change(SimStatus.STANDBY)
+terminate = _status_change(SimStatus.TERMINATED)
+
+
+def _termination(enabled: bool) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        _sim(request)
+        sim = await request.config_dict[REGISTRY].update_sim(
+            request[TOKEN].operator_id, request.match_info["imsi"], termination_enabled=enabled
+        )
+        return json_response(views.subscriber(sim))
+
+    return handler
+
+
+enable_termination = _termination(True)
+disable_termination = _termination(False)

@@ -52,7 +52,7 @@ def subscriber(sim: Sim) -> dict[str, Any]:
         "apn": APN,
         "bundles": [],
         "tags": dict(sim.tags),
-        "terminationEnabled": False,
+        "terminationEnabled": sim.termination_enabled,
         "sessionStatus": session_status(sim),
         "createdTime": sim.created_ms,
         "createdAt": sim.created_ms,
@@ -76,7 +76,7 @@ def sim(sim: Sim) -> dict[str, Any]:
         "type": "virtual",
         "moduleType": "virtual",
         "tags": dict(sim.tags),
-        "terminationEnabled": False,
+        "terminationEnabled": sim.termination_enabled,
         "activeProfileId": sim.iccid,
         "sessionStatus": session_status(sim),
         "profiles": {

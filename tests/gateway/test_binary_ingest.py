@@ -67,7 +67,6 @@ async def test_a_parser_that_is_off_stores_the_plain_payload(emulator: Emulator)
     ("fmt", "body", "reason"),
     [
         pytest.param(T3_FORMAT, b"\x80", "needs bytes", id="short-payload"),
-        pytest.param("x:0:double:64", b"\x00" * 8, "unknown type", id="bad-format"),
         pytest.param("@json", b"not json", "JSON", id="json-that-is-not"),
     ],
 )
@@ -90,3 +89,37 @@ async def test_typed_http_bodies_are_not_parsed(emulator: Emulator) -> None:
     assert status == 201
     assert await contents(emulator) == ['{"plain":true}']
     assert json.loads((await contents(emulator))[0]) == {"plain": True}
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        pytest.param(
+            [
+                {"key": "binaryParserEnabled", "value": True},
+                {"key": "binaryParserFormat", "value": "x:0:double:64"},
+            ],
+            "unknown type",
+            id="bad-format",
+        ),
+        pytest.param(
+            [
+                {"key": "binaryParserEnabled", "value": True},
+                {"key": "binaryParserFormat", "value": "@button"},
+            ],
+            "unsupported predefined format",
+            id="unknown-predefined",
+        ),
+    ],
+)
+async def test_a_format_that_cannot_work_is_refused_when_set(
+    emulator: Emulator, values: list[dict[str, object]], fragment: str
+) -> None:
+    api = await emulator.api()
+    group_id = (await api.get(f"/v1/subscribers/{IMSI}")).json["groupId"]
+    reply = await api.call(
+        "PUT", f"/v1/groups/{group_id}/configuration/SoracomAir", json_body=values
+    )
+    assert reply.status == 400
+    assert fragment in reply.json["message"]
+    assert "SoracomAir" not in (await api.get(f"/v1/groups/{group_id}")).json["configuration"]

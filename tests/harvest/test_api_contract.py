@@ -87,8 +87,24 @@ def concrete(template: str) -> str:
 
 
 # --- the surface -----------------------------------------------------------------------------
+#: SORACOM operations the emulator serves that the Harvest subset of the document leaves out:
+#: the SIM lifecycle an emulated SIM needs (issue 3). Each is SORACOM's own path and name.
+OUTSIDE_THE_SUBSET = {
+    ("POST", "/v1/subscribers/{}/" + name)
+    for name in (
+        "activate",
+        "deactivate",
+        "suspend",
+        "set_to_standby",
+        "terminate",
+        "enable_termination",
+        "disable_termination",
+    )
+}
+
+
 def test_the_emulator_serves_only_operations_soracom_declares() -> None:
-    assert served() - declared() == set()
+    assert served() - declared() == OUTSIDE_THE_SUBSET
 
 
 def test_the_template_matcher_prefers_literal_segments() -> None:

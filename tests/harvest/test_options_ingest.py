@@ -125,3 +125,32 @@ async def test_options_apply_to_json_parsed_from_udp(emulator: Emulator) -> None
     assert await udp_exchange(emulator, [b'{"ts":1700000000,"v":3}']) == [b"201"]
     [entry] = await entries(emulator, **{"from": 0})
     assert entry["time"] == 1_700_000_000_000
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(
+            {"customTimestamp": {"type": "jsonpointer", "value": "time", "format": "iso-8601"}},
+            id="pointer",
+        ),
+        pytest.param(
+            {"customTimestamp": {"type": "jsonpointer", "value": "/t", "format": "fortnights"}},
+            id="format",
+        ),
+        pytest.param({"batchWrite": {"enabled": True}}, id="batch-without-timestamp"),
+    ],
+)
+async def test_options_that_cannot_work_are_refused_when_set(
+    emulator: Emulator, values: dict[str, Any]
+) -> None:
+    api = await emulator.api()
+    group_id = (await api.get(f"/v1/subscribers/{IMSI}")).json["groupId"]
+    reply = await api.call(
+        "PUT",
+        f"/v1/groups/{group_id}/configuration/SoracomHarvest",
+        json_body=[{"key": k, "value": v} for k, v in values.items()],
+    )
+    assert (reply.status, reply.json["code"]) == (400, "HEM1002")
+    # nothing changed: devices still write
+    assert (await emulator.device().send('{"t":1}'))[0] == 201
