@@ -25,6 +25,10 @@ def api_app() -> web.Application:
     r.add_post("/auth/logout", auth.logout)
     r.add_get("/operators/{operator_id}", auth.get_operator)
     r.add_post("/operators/{operator_id}/token", auth.generate_auth_token)
+    r.add_post("/operators/{operator_id}/contracts", auth.add_operator_contract)
+    r.add_delete(
+        "/operators/{operator_id}/contracts/{contract_name}", auth.delete_operator_contract
+    )
 
     r.add_get("/data/metadata/resources", data.list_data_resource_metadata)
     r.add_get("/data/resources", data.list_data_source_resources)

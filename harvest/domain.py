@@ -97,6 +97,8 @@ class Operator:
     description: str
     created_ms: int
     updated_ms: int
+    #: Contracts by name (``addOperatorContract``); ``harvest`` extends retention.
+    contracts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (self.operator_id.startswith("OP") and len(self.operator_id) >= 3):

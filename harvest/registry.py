@@ -44,6 +44,7 @@ from harvest.storage.base import (
     PutToken,
     Store,
 )
+from quotas.limits import retention_days
 
 #: ``tokenTimeoutSeconds``: default and maximum (OpenAPI ``AuthRequest``, spec A2).
 TOKEN_TIMEOUT_DEFAULT_S = 86_400
@@ -358,6 +359,27 @@ class Registry:
                 raise HarvestError(errors.INVALID_BODY, str(error)) from None
             await self._commit([PutOperator(operator), PutAuthKey(record)])
             return operator, key_id, key
+
+    def retention_days(self, operator_id: str) -> int:
+        operator = self._operators.get(operator_id)
+        return retention_days(operator.contracts if operator else {})
+
+    async def set_contract(self, operator_id: str, name: str, detail: Mapping[str, Any]) -> None:
+        async with self._lock:
+            operator = self._operators[operator_id]
+            contracts = {**operator.contracts, name: dict(detail)}
+            updated = replace(operator, contracts=contracts, updated_ms=self._clock.now_ms())
+            await self._commit([PutOperator(updated)])
+
+    async def delete_contract(self, operator_id: str, name: str) -> None:
+        """404 when the operator has no such contract."""
+        async with self._lock:
+            operator = self._operators[operator_id]
+            if name not in operator.contracts:
+                raise HarvestError(errors.NOT_FOUND, f"The operator has no {name} contract.")
+            contracts = {k: v for k, v in operator.contracts.items() if k != name}
+            updated = replace(operator, contracts=contracts, updated_ms=self._clock.now_ms())
+            await self._commit([PutOperator(updated)])
 
     # --- groups -------------------------------------------------------------------------------
     async def create_group(

@@ -6,7 +6,8 @@ choice is named as such (spec section B).
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from harvest import errors
 from harvest.errors import HarvestError
@@ -24,6 +25,18 @@ SUBSCRIBER_PAGE_MAX: Final = 100
 
 #: Retention: 40 days by default (spec A2, M+). Reads with no ``from`` start here (spec B7).
 DEFAULT_RETENTION_DAYS: Final = 40
+#: Retention with the operator contract ``harvest`` ``{"plan":"extended","ttl":731}``
+#: (OpenAPI ``ContractDetailOfHarvest``: "Currently only 731 is acceptable").
+EXTENDED_RETENTION_DAYS: Final = 731
+EXTENDED_PLAN: Final = "extended"
+
+
+def retention_days(contracts: Mapping[str, Mapping[str, Any]]) -> int:
+    """The operator's retention in days: 731 with the ``harvest`` contract, else 40."""
+    harvest = contracts.get("harvest")
+    if harvest is not None and harvest.get("plan") == EXTENDED_PLAN:
+        return EXTENDED_RETENTION_DAYS
+    return DEFAULT_RETENTION_DAYS
 
 
 def check_payload_size(size: int, limit: int) -> None:

@@ -13,6 +13,7 @@ from harvest.context import REGISTRY, TOKEN
 from harvest.errors import HarvestError
 from harvest.registry import TOKEN_TIMEOUT_DEFAULT_S, TOKEN_TIMEOUT_MAX_S
 from harvest.web import Handler, json_response, read_json_object
+from quotas.limits import EXTENDED_PLAN, EXTENDED_RETENTION_DAYS
 
 #: Calls that need no API key and token (OpenAPI: ``auth`` has no security requirement).
 OPEN_PATHS = frozenset({"/v1/auth"})
@@ -99,3 +100,46 @@ async def generate_auth_token(request: web.Request) -> web.Response:
         operator_id, _timeout(body), api_key=request[TOKEN].api_key
     )
     return json_response({"token": token.token})
+
+
+#: ``addOperatorContract`` contract names (OpenAPI enum).
+CONTRACT_NAMES = ("api_audit_log", "harvest", "napter", "support")
+
+
+async def add_operator_contract(request: web.Request) -> web.Response:
+    """``POST /operators/{id}/contracts``; ``harvest`` takes only ``{"plan": "extended",
+    "ttl": 731}`` (OpenAPI ``ContractDetailOfHarvest``) and extends retention to 731 days."""
+    operator_id = own_operator(request)
+    body = await read_json_object(request)
+    name = body.get("contractName")
+    if name not in CONTRACT_NAMES:
+        raise HarvestError(
+            errors.INVALID_BODY, f"contractName must be one of {', '.join(CONTRACT_NAMES)}."
+        )
+    detail = body.get("contractDetail") or {}
+    if not isinstance(detail, dict):
+        raise HarvestError(errors.INVALID_BODY, "contractDetail must be an object.")
+    if name == "harvest" and (
+        detail.get("plan") != EXTENDED_PLAN or detail.get("ttl") != EXTENDED_RETENTION_DAYS
+    ):
+        raise HarvestError(
+            errors.INVALID_BODY,
+            f'The harvest contract takes only {{"plan": "{EXTENDED_PLAN}", '
+            f'"ttl": {EXTENDED_RETENTION_DAYS}}}.',
+        )
+    await request.config_dict[REGISTRY].set_contract(operator_id, name, detail)
+    # contractDetail is left out of the answer: SORACOM's document declares it as a oneOf of
+    # ContractDetailOfHarvest and ContractDetailOfSupport, and every object matches both, so
+    # no answer that carries it can validate.
+    return json_response({"contractName": name})
+
+
+async def delete_operator_contract(request: web.Request) -> web.Response:
+    operator_id = own_operator(request)
+    name = request.match_info["contract_name"]
+    if name not in CONTRACT_NAMES:
+        raise HarvestError(
+            errors.INVALID_PARAMETER, f"contract_name must be one of {', '.join(CONTRACT_NAMES)}."
+        )
+    await request.config_dict[REGISTRY].delete_contract(operator_id, name)
+    return web.Response(status=204)

@@ -74,11 +74,19 @@ class Window:
     after: str | None
 
 
+def visible_from(request: web.Request) -> int:
+    """The oldest entry time the caller may still see (its operator's retention)."""
+    operator_id = request[TOKEN].operator_id
+    days = request.config_dict[REGISTRY].retention_days(operator_id)
+    return retention_start(request.config_dict[CLOCK].now_ms(), days)
+
+
 def read_window(request: web.Request) -> Window:
     """``from``/``to``/``sort``/``limit``/``last_evaluated_key``, validated (spec A2, B7).
 
     ``from`` and ``to`` are inclusive UNIX milliseconds; ``to`` defaults to now and ``from`` to
-    the start of retention.
+    the start of retention. Entries past the operator's retention are invisible at once, even
+    before the sweep deletes them: ``from`` never reaches back further than retention.
     """
     limit = int_param(
         request, "limit", default=PAGE_LIMIT_DEFAULT, minimum=PAGE_LIMIT_MIN, maximum=PAGE_LIMIT_MAX
@@ -89,9 +97,10 @@ def read_window(request: web.Request) -> Window:
     if given_from is not None and given_to is not None and given_from > given_to:
         raise bad(f"'from' ({given_from}) must not be after 'to' ({given_to}).")
     now = request.config_dict[CLOCK].now_ms()
+    oldest = visible_from(request)
     assert limit is not None
     return Window(
-        from_ms=retention_start(now) if given_from is None else given_from,
+        from_ms=oldest if given_from is None else max(given_from, oldest),
         to_ms=now if given_to is None else given_to,
         ascending=sort == "asc",
         limit=limit,
@@ -178,7 +187,7 @@ async def _one_entry(request: web.Request) -> tuple[Resource, int]:
     resource_type = path_resource_type(request)
     time = int_path(request, "time")
     resource = resolve_resource(request, resource_type, request.match_info["resource_id"])
-    if resource is None:
+    if resource is None or time < visible_from(request):
         raise HarvestError(errors.NO_SUCH_ENTRY)
     return resource, time
 

@@ -23,6 +23,12 @@ def beam_headers(imsi: str, timestamp: str = "1608251959862", psk: str = PSK) ->
     return headers
 
 
+@pytest.fixture(autouse=True)
+async def clock_after_the_vectors(emulator: Emulator) -> None:
+    """The signature vectors' timestamps (2020) become entry times: keep them in retention."""
+    await emulator.control("PUT", "/clock", {"now": 1608251959862 + 3_600_000, "frozen": True})
+
+
 @pytest.mark.settings(beam_psk=PSK)
 async def test_a_signed_write_is_attributed_to_the_signed_imsi(emulator: Emulator) -> None:
     sim = await emulator.new_sim()

@@ -95,6 +95,8 @@ async def test_any_path_is_a_write(emulator: Emulator) -> None:
 
 
 async def test_x_soracom_timestamp_sets_the_entry_time(emulator: Emulator) -> None:
+    # an hour later by the emulator clock: the entry is well inside retention (40 days)
+    await emulator.control("PUT", "/clock", {"now": 1700003600000, "frozen": True})
     status, _ = await emulator.device().send(
         '{"x":1}', headers={"X-Soracom-Timestamp": "1700000000123"}
     )

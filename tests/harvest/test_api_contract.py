@@ -132,6 +132,9 @@ async def tour(emulator: Emulator, api: ApiClient) -> None:
     operator = api.operator_id
     await ok("GET", f"/v1/operators/{operator}")
     await ok("POST", f"/v1/operators/{operator}/token", {"tokenTimeoutSeconds": 3600})
+    harvest = {"contractName": "harvest", "contractDetail": {"plan": "extended", "ttl": 731}}
+    await ok("POST", f"/v1/operators/{operator}/contracts", harvest)
+    await ok("DELETE", f"/v1/operators/{operator}/contracts/harvest")
 
     await ok("GET", "/v1/subscribers", limit=1)
     await ok("GET", f"/v1/subscribers/{DEFAULT_IMSI}")

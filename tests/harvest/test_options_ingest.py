@@ -37,10 +37,17 @@ async def entries(emulator: Emulator, **params: Any) -> list[dict[str, Any]]:
 
 
 TIMESTAMP = {"type": "jsonpointer", "value": "/time", "format": "iso-8601"}
+DAY_MS = 86_400_000
+
+
+async def clock_after(emulator: Emulator, time_ms: int) -> None:
+    """Freeze the clock a day after ``time_ms``, so that entry is inside retention (40 days)."""
+    await emulator.control("PUT", "/clock", {"now": time_ms + DAY_MS, "frozen": True})
 
 
 async def test_the_custom_timestamp_comes_from_the_payload(emulator: Emulator) -> None:
     await configure(emulator, "SoracomHarvest", {"customTimestamp": TIMESTAMP})
+    await clock_after(emulator, 1725280496789)
     status, _ = await emulator.device().send(
         '{"time":"2024-09-02T12:34:56.789Z","t":1}',
         headers={"X-Soracom-Timestamp": "1000"},  # the payload's time wins
@@ -66,6 +73,7 @@ async def test_the_soracom_batch_example(emulator: Emulator) -> None:
         "SoracomHarvest",
         {"customTimestamp": TIMESTAMP, "batchWrite": {"enabled": True, "pointer": "/data"}},
     )
+    await clock_after(emulator, 1742256000000)
     status, _ = await emulator.device().send(json.dumps(SORACOM_EXAMPLE))
     assert status == 201
     stored = await entries(emulator, **{"from": 0})
@@ -122,6 +130,7 @@ async def test_options_apply_to_json_parsed_from_udp(emulator: Emulator) -> None
         "SoracomHarvest",
         {"customTimestamp": {"type": "jsonpointer", "value": "/ts", "format": "unixtime-seconds"}},
     )
+    await clock_after(emulator, 1_700_000_000_000)
     assert await udp_exchange(emulator, [b'{"ts":1700000000,"v":3}']) == [b"201"]
     [entry] = await entries(emulator, **{"from": 0})
     assert entry["time"] == 1_700_000_000_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import aiohttp
@@ -31,7 +32,8 @@ async def write_until_stopped(
 ) -> None:
     """Write with distinct timestamps (so nothing overwrites) and note every 201."""
     async with device_session(sim["sessionAddress"]) as session:
-        stamp = 1_700_000_000_000
+        # distinct times from an hour ago: inside retention, and never in the future
+        stamp = int(time.time() * 1000) - 3_600_000 + int(sim["imsi"][-3:]) * 10_000_000
         while not stop.is_set():
             stamp += 1
             try:
@@ -52,7 +54,7 @@ async def stored_times(base: str, imsi: str) -> set[int]:
     async with aiohttp.ClientSession() as session:
         api = await ApiClient(session, base).login()
         entries = await api.all_pages(
-            f"/v1/subscribers/{imsi}/data", limit=1000, **{"from": 0, "to": 1_800_000_000_000}
+            f"/v1/subscribers/{imsi}/data", limit=1000, **{"from": 0, "to": 2**62}
         )
         return {entry["time"] for entry in entries}
 

@@ -1,0 +1,486 @@
+"""Harvest Data fees: one operator's usage in, charges and bills out (spec A3).
+
+Pure code: no I/O and no clock; every day, month and instant is passed in. Money is a
+``Decimal`` in USD and turns into a JSON number only in the ``*_wire`` functions and methods,
+which build the bodies of the ``/bills`` operations of SORACOM's OpenAPI document.
+
+Periods are UTC days and UTC months (General Provisions (a), (b) of both terms): a
+:class:`Usage` counts one SIM on one UTC day, and a month's bill takes the usages whose day falls
+in that month, so usage on either side of a month boundary lands in two bills, each with its own
+free tier.
+
+**Rounding.** General Provisions (e) rounds fractions under 0.01 USD up, without saying at which
+step. The emulator rounds each *line item of a period once*, up to the cent, after summing that
+period's exact amounts; nothing is rounded per SIM-day or per write:
+
+- month bill (:func:`month_bill`): the Harvest Data Option line (0.05 per SIM-day, summed), the
+  free tier (taken off that exact sum) and the write-request line (0.00004 per write beyond the
+  bundle, summed over the month) are each rounded once, and the total is their sum;
+- daily bill (:attr:`MonthBill.days`, :func:`day_charges`): a day's option fee and its write fee,
+  each summed over the day's SIMs and rounded once;
+- per-SIM summary (:attr:`MonthBill.sims`): a SIM's option fee and write fee for the month, each
+  summed over its days and rounded once.
+
+0.05 and 1.55 are whole cents, so option fees and the free tier never actually round; only write
+fees do. Rounding a sum once keeps a month's total from growing by up to a cent per SIM-day.
+
+**Daily and per-SIM amounts are gross.** The free tier is a monthly deduction per account
+((12)(b)), and ``getBillingPerDay`` says fees charged monthly are not in the daily bill, so
+neither the daily amounts nor the per-SIM amounts carry it. For a :class:`MonthBill` ``b`` with
+``n`` days that have writes beyond the bundle::
+
+    b.total == b.option_fee - b.free_tier + b.write_fee == sum(i.amount for i in b.items)
+    sum(d.amount for d in b.days) == b.option_fee + sum(d.write_fee for d in b.days)
+    0 <= sum(d.amount for d in b.days) - (b.total + b.free_tier) <= 0.01 * max(0, n - 1)
+
+(the last line because rounding each day up adds less than a cent per day over rounding the
+month once). The same bound holds for the per-SIM amounts, with ``n`` the number of SIMs that
+have writes beyond the bundle.
+
+Not modelled: the Discount Period that (12)(b) names but never defines (the free tier always
+applies), coupons (21.19), and the discretionary rounding and collection of bills under 0.5 USD
+(General Provisions (f)).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import ROUND_CEILING, Decimal
+from typing import Any, Final
+
+#: Currency of every fee below and of every wire body (both terms' fee schedules are in USD).
+CURRENCY: Final = "USD"
+
+#: Harvest Data Option: 0.05 USD per SIM per UTC day on which the SIM's group has Harvest Data
+#: enabled (air-global-terms, Schedule (12)(a)).
+OPTION_FEE_PER_SIM_DAY: Final = Decimal("0.05")
+
+#: Write requests included in the option fee: 2,000 per SIM per UTC day, not shared between the
+#: account's SIMs, and unused ones are not carried over to the next day (air-global-terms,
+#: Schedule (12)(a)).
+INCLUDED_WRITES_PER_SIM_DAY: Final = 2000
+
+#: Each write beyond the included ones: 0.00004 USD (logging-service-terms, Schedule 2(1)).
+WRITE_FEE_PER_REQUEST: Final = Decimal("0.00004")
+
+#: Reads: free (logging-service-terms, Schedule 2(2)); counted, never charged.
+READ_FEE_PER_REQUEST: Final = Decimal(0)
+
+#: Free tier: 1.55 USD per account per UTC month, taken off the Harvest Data Option fee only
+#: (never off write fees) and never carried over to the next month (air-global-terms,
+#: Schedule (12)(b)).
+FREE_TIER_PER_MONTH: Final = Decimal("1.55")
+
+#: Fractions under 0.01 USD are rounded up (General Provisions (e) of both terms).
+CENT: Final = Decimal("0.01")
+
+#: ``getBillingSummaryOfSims`` lists at most 100 SIMs (OpenAPI ``BillingSummaryResponseOfSims``).
+SIM_SUMMARY_LIMIT: Final = 100
+
+# Bill item names. SORACOM does not publish the category and names its billing dashboard uses
+# for Harvest, so these are the emulator's own (spec section B).
+#: ``billItemCategory`` of every Harvest line.
+BILL_ITEM_CATEGORY: Final = "Harvest"
+#: The option fee, before the free tier.
+BILL_ITEM_OPTION: Final = "Harvest Data Option"
+#: The free tier, as a negative amount.
+BILL_ITEM_FREE_TIER: Final = "Harvest Data Option Free Tier"
+#: Writes beyond the daily bundle.
+BILL_ITEM_WRITES: Final = "Harvest Data write requests"
+
+#: ``MonthlyBill.state`` (OpenAPI): still aggregating, or confirmed.
+STATE_TEMPORARY: Final = "temporary"
+STATE_CLOSED: Final = "closed"
+
+
+def round_up_to_cent(amount: Decimal) -> Decimal:
+    """``amount`` rounded up to a whole cent (General Provisions (e)); it must not be negative."""
+    if amount < 0:
+        raise ValueError(f"cannot round a negative fee: {amount}")
+    return amount.quantize(CENT, rounding=ROUND_CEILING)
+
+
+def month_is_closed(year: int, month: int, *, today: date) -> bool:
+    """Whether the UTC month has ended on ``today`` (a UTC date), so its bill is ``closed``.
+
+    SORACOM finalises a month's fees within the first business days of the next month; the
+    emulator closes the bill as soon as the month is over.
+    """
+    _check_month(year, month)
+    return (year, month) < (today.year, today.month)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one SIM did on one UTC day: the only input to the fee functions.
+
+    ``harvest_enabled`` says whether the SIM's group had Harvest Data enabled on that day, which
+    makes the day cost the option fee and brings the 2,000 included writes. The device side
+    refuses writes while Harvest is off (spec A1), so ``writes`` should then be 0; if it is not,
+    the writes are still billed, all of them at 0.00004 USD: the write fee applies to every
+    write (logging-service-terms, Schedule 2(1)) and the bundle comes only with the option fee
+    ((12)(a)), which is not charged.
+
+    ``sim_id`` identifies the SIM (the option fee and the bundle are per SIM card); ``imsi`` is
+    carried along for the caller. Raises ``ValueError`` on empty ids, a ``datetime`` for
+    ``day`` (a UTC date is required) or negative counts.
+    """
+
+    imsi: str
+    sim_id: str
+    day: date
+    harvest_enabled: bool
+    writes: int
+    reads: int
+
+    def __post_init__(self) -> None:
+        if not self.imsi or not self.sim_id:
+            raise ValueError("a usage needs an IMSI and a SIM ID")
+        if isinstance(self.day, datetime):
+            raise ValueError(f"a usage's day is a UTC date, not a datetime: {self.day!r}")
+        if self.writes < 0 or self.reads < 0:
+            raise ValueError(f"negative counts: {self.writes} writes, {self.reads} reads")
+
+
+@dataclass(frozen=True, slots=True)
+class SimDayCharge:
+    """One SIM's charges for one UTC day, exact (not rounded)."""
+
+    sim_id: str
+    imsi: str
+    day: date
+    harvest_enabled: bool
+    writes: int
+    reads: int
+    #: 0.05 when Harvest was enabled that day, else 0.
+    option_fee: Decimal
+    #: Writes covered by the day's bundle: at most 2,000, and 0 when Harvest was off.
+    included_writes: int
+    #: Writes beyond the bundle.
+    overage_writes: int
+    #: ``overage_writes`` x 0.00004, exact.
+    write_fee: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class DayCharges:
+    """One operator's charges for one UTC day: the day's line of the daily bill.
+
+    ``option_fee`` and ``write_fee`` are the day's SIMs' fees summed exactly, then each rounded
+    up to the cent; ``amount`` is their sum. The free tier is not in it (see the module
+    docstring).
+    """
+
+    day: date
+    #: One per SIM that has a usage on the day, by SIM ID.
+    sims: tuple[SimDayCharge, ...]
+    option_fee: Decimal
+    write_fee: Decimal
+    amount: Decimal
+
+    def to_wire(self) -> dict[str, Any]:
+        """The OpenAPI ``DailyBill``: ``{"amount", "currency", "date": "YYYYMMDD"}``."""
+        return {
+            "amount": float(self.amount),
+            "currency": CURRENCY,
+            "date": self.day.strftime("%Y%m%d"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SimMonthCharge:
+    """One SIM's charges for one UTC month, for ``getBillingSummaryOfSims``.
+
+    ``option_fee`` and ``write_fee`` are the SIM's daily fees summed exactly over the month,
+    then each rounded up; ``amount`` is their sum. The account's free tier is not in it.
+    """
+
+    sim_id: str
+    #: Days on which the SIM's group had Harvest enabled.
+    harvest_days: int
+    writes: int
+    reads: int
+    overage_writes: int
+    option_fee: Decimal
+    write_fee: Decimal
+    amount: Decimal
+
+    def to_wire(self) -> dict[str, Any]:
+        """The OpenAPI ``SimCostBreakdown``: ``{"amount", "simId"}``."""
+        return {"amount": float(self.amount), "simId": self.sim_id}
+
+
+@dataclass(frozen=True, slots=True)
+class BillItem:
+    """One line of a month's bill, for ``getBillingSummaryOfBillItems``.
+
+    Category and names are the emulator's (:data:`BILL_ITEM_CATEGORY` and the
+    ``BILL_ITEM_*`` names), as SORACOM does not publish its own.
+    """
+
+    category: str
+    name: str
+    amount: Decimal
+
+    def to_wire(self) -> dict[str, Any]:
+        """The OpenAPI ``BillItemCostBreakdown``."""
+        return {
+            "amount": float(self.amount),
+            "billItemCategory": self.category,
+            "billItemName": self.name,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MonthBill:
+    """One operator's Harvest bill for one UTC month (rounding: see the module docstring).
+
+    ``total == option_fee - free_tier + write_fee``, never negative, and equal to the sum of
+    ``items``. A month with no usage is a valid bill of 0.
+    """
+
+    year: int
+    month: int
+    #: ``True`` once the month is over (``state`` ``closed``), else ``temporary``.
+    closed: bool
+    #: 0.05 x SIM-days with Harvest enabled, before the free tier.
+    option_fee: Decimal
+    #: The free tier actually used: ``min(1.55, option_fee)``, positive.
+    free_tier: Decimal
+    #: 0.00004 x the month's writes beyond the daily bundles, rounded up once.
+    write_fee: Decimal
+    total: Decimal
+    #: SIM-days on which Harvest was enabled.
+    harvest_days: int
+    writes: int
+    reads: int
+    overage_writes: int
+    #: Every day of the month that has a usage, oldest first (gross of the free tier).
+    days: tuple[DayCharges, ...]
+    #: Every SIM with a usage in the month, highest amount first, then by SIM ID.
+    sims: tuple[SimMonthCharge, ...]
+    #: The non-zero lines, highest amount first: option fee, free tier (negative), writes.
+    items: tuple[BillItem, ...]
+
+    @property
+    def year_month(self) -> str:
+        """``YYYYMM``, as the API's ``yyyyMM`` path parameter and ``yearMonth`` fields."""
+        return f"{self.year:04d}{self.month:02d}"
+
+    @property
+    def state(self) -> str:
+        """``closed`` or ``temporary`` (OpenAPI ``MonthlyBill.state``)."""
+        return STATE_CLOSED if self.closed else STATE_TEMPORARY
+
+    def to_wire(self) -> dict[str, Any]:
+        """The OpenAPI ``MonthlyBill`` (``getBilling``).
+
+        No ``paymentStatus``, ``paymentTransactionId`` or ``appliedCouponAmount``: the emulator
+        takes no payments and has no coupons.
+        """
+        return {
+            "amount": float(self.total),
+            "currency": CURRENCY,
+            "state": self.state,
+            "yearMonth": self.year_month,
+        }
+
+    def daily_to_wire(self) -> dict[str, Any]:
+        """The OpenAPI ``DailyBillResponse`` (``getBillingPerDay``).
+
+        Days with a non-zero amount, newest first as in the document's example.
+        """
+        days = [day.to_wire() for day in reversed(self.days) if day.amount]
+        return {"billList": days}
+
+    def latest_to_wire(self, now_ms: int) -> dict[str, Any]:
+        """The OpenAPI ``GetLatestBill`` (``getLatestBilling``) for the running month.
+
+        ``lastEvaluatedTime`` is ``now_ms`` as ``yyyyMMddHHmmss`` in UTC. Raises ``ValueError``
+        for a closed bill: this operation reports only the month not yet finalised.
+        """
+        if self.closed:
+            raise ValueError(f"the bill for {self.year_month} is closed, not the latest")
+        return {
+            "amount": float(self.total),
+            "currency": CURRENCY,
+            "lastEvaluatedTime": _utc(now_ms).strftime("%Y%m%d%H%M%S"),
+        }
+
+    def bill_items_to_wire(self, now_ms: int) -> dict[str, Any]:
+        """One element of ``getBillingSummaryOfBillItems``' list: this month's lines.
+
+        ``updatedTime`` is ``now_ms`` in whole seconds.
+        """
+        return {
+            "costBreakdownList": [item.to_wire() for item in self.items],
+            "currency": CURRENCY,
+            "updatedTime": now_ms // 1000,
+            "yearMonth": self.year_month,
+        }
+
+    def sims_to_wire(self, now_ms: int) -> dict[str, Any]:
+        """One element of ``getBillingSummaryOfSims``' list.
+
+        The SIMs with a non-zero amount, highest first, at most :data:`SIM_SUMMARY_LIMIT`.
+        ``updatedTime`` is ``now_ms`` in whole seconds.
+        """
+        sims = [sim.to_wire() for sim in self.sims if sim.amount][:SIM_SUMMARY_LIMIT]
+        return {
+            "costBreakdownList": sims,
+            "currency": CURRENCY,
+            "updatedTime": now_ms // 1000,
+            "yearMonth": self.year_month,
+        }
+
+
+def billing_history_to_wire(bills: Iterable[MonthBill]) -> dict[str, Any]:
+    """The OpenAPI ``GetBillingHistoryResponse`` (``getBillingHistory``), newest month first.
+
+    The operation lists finalised months only, so every bill must be closed (``ValueError``
+    otherwise); the caller chooses which months to include.
+    """
+    listed = sorted(bills, key=lambda bill: (bill.year, bill.month), reverse=True)
+    for bill in listed:
+        if not bill.closed:
+            raise ValueError(f"the bill for {bill.year_month} is not closed")
+    return {"billList": [bill.to_wire() for bill in listed]}
+
+
+def sim_day_charge(usage: Usage) -> SimDayCharge:
+    """One SIM-day's exact charges: the option fee, the bundle used and the overage.
+
+    With Harvest enabled: 0.05, the first 2,000 writes included, the rest at 0.00004 each.
+    With it off: no option fee and no bundle, every write at 0.00004 (see :class:`Usage`).
+    Reads cost :data:`READ_FEE_PER_REQUEST`, nothing, so no fee counts them.
+    """
+    if usage.harvest_enabled:
+        option_fee = OPTION_FEE_PER_SIM_DAY
+        included = min(usage.writes, INCLUDED_WRITES_PER_SIM_DAY)
+    else:
+        option_fee = Decimal(0)
+        included = 0
+    overage = usage.writes - included
+    return SimDayCharge(
+        sim_id=usage.sim_id,
+        imsi=usage.imsi,
+        day=usage.day,
+        harvest_enabled=usage.harvest_enabled,
+        writes=usage.writes,
+        reads=usage.reads,
+        option_fee=option_fee,
+        included_writes=included,
+        overage_writes=overage,
+        write_fee=overage * WRITE_FEE_PER_REQUEST,
+    )
+
+
+def day_charges(usages: Iterable[Usage], day: date) -> DayCharges:
+    """One operator's charges for the UTC ``day``, from its usages on that day.
+
+    Usages on other days are ignored. Raises ``ValueError`` if a SIM has two usages that day.
+    """
+    charges = _unique([u for u in usages if u.day == day])
+    return _day(day, tuple(sim_day_charge(usage) for usage in charges))
+
+
+def month_bill(usages: Iterable[Usage], year: int, month: int, *, closed: bool) -> MonthBill:
+    """One operator's bill for the UTC month ``year``-``month``, from its usages.
+
+    Usages outside the month are ignored, so the same list can feed every month's bill. Raises
+    ``ValueError`` for an impossible month or if a SIM has two usages on one day.
+    """
+    _check_month(year, month)
+    in_month = _unique([u for u in usages if (u.day.year, u.day.month) == (year, month)])
+
+    by_day: defaultdict[date, list[SimDayCharge]] = defaultdict(list)
+    by_sim: defaultdict[str, list[SimDayCharge]] = defaultdict(list)
+    for usage in in_month:
+        charge = sim_day_charge(usage)
+        by_day[usage.day].append(charge)
+        by_sim[usage.sim_id].append(charge)
+    days = tuple(_day(day, tuple(by_day[day])) for day in sorted(by_day))
+    sims = sorted((_sim_month(sim_id, charges) for sim_id, charges in by_sim.items()), key=_rank)
+
+    every = [charge for charges in by_day.values() for charge in charges]
+    exact_option = _sum(c.option_fee for c in every)
+    free_tier = min(FREE_TIER_PER_MONTH, exact_option)
+    option_fee = round_up_to_cent(exact_option)
+    write_fee = round_up_to_cent(_sum(c.write_fee for c in every))
+    total = round_up_to_cent(exact_option - free_tier) + write_fee
+
+    lines = (
+        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_OPTION, option_fee),
+        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_FREE_TIER, -free_tier),
+        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_WRITES, write_fee),
+    )
+    items = sorted((line for line in lines if line.amount), key=lambda i: i.amount, reverse=True)
+
+    return MonthBill(
+        year=year,
+        month=month,
+        closed=closed,
+        option_fee=option_fee,
+        free_tier=free_tier,
+        write_fee=write_fee,
+        total=total,
+        harvest_days=sum(1 for c in every if c.harvest_enabled),
+        writes=sum(c.writes for c in every),
+        reads=sum(c.reads for c in every),
+        overage_writes=sum(c.overage_writes for c in every),
+        days=days,
+        sims=tuple(sims),
+        items=tuple(items),
+    )
+
+
+def _day(day: date, charges: tuple[SimDayCharge, ...]) -> DayCharges:
+    ordered = tuple(sorted(charges, key=lambda c: c.sim_id))
+    option_fee = round_up_to_cent(_sum(c.option_fee for c in ordered))
+    write_fee = round_up_to_cent(_sum(c.write_fee for c in ordered))
+    return DayCharges(day, ordered, option_fee, write_fee, option_fee + write_fee)
+
+
+def _sim_month(sim_id: str, charges: list[SimDayCharge]) -> SimMonthCharge:
+    option_fee = round_up_to_cent(_sum(c.option_fee for c in charges))
+    write_fee = round_up_to_cent(_sum(c.write_fee for c in charges))
+    return SimMonthCharge(
+        sim_id=sim_id,
+        harvest_days=sum(1 for c in charges if c.harvest_enabled),
+        writes=sum(c.writes for c in charges),
+        reads=sum(c.reads for c in charges),
+        overage_writes=sum(c.overage_writes for c in charges),
+        option_fee=option_fee,
+        write_fee=write_fee,
+        amount=option_fee + write_fee,
+    )
+
+
+def _rank(sim: SimMonthCharge) -> tuple[Decimal, str]:
+    return -sim.amount, sim.sim_id
+
+
+def _sum(amounts: Iterable[Decimal]) -> Decimal:
+    return sum(amounts, Decimal(0))
+
+
+def _unique(usages: list[Usage]) -> list[Usage]:
+    seen: set[tuple[str, date]] = set()
+    for usage in usages:
+        key = (usage.sim_id, usage.day)
+        if key in seen:
+            raise ValueError(f"SIM {usage.sim_id} has two usages on {usage.day.isoformat()}")
+        seen.add(key)
+    return usages
+
+
+def _check_month(year: int, month: int) -> None:
+    if not 1 <= year <= 9999 or not 1 <= month <= 12:
+        raise ValueError(f"no such month: {year}-{month}")
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms // 1000, UTC)

@@ -1,0 +1,540 @@
+"""Harvest fees, worked by hand from the seeds' fee schedules (spec A3).
+
+The figures: 0.05 USD per SIM per UTC day with Harvest enabled, 2,000 writes included per SIM
+per day (air-global-terms, Schedule (12)(a)); 0.00004 USD per write beyond that, reads free
+(logging-service-terms, Schedule 2); a 1.55 USD free tier per month off the option fee only
+((12)(b)); fractions of a cent rounded up (General Provisions (e)).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from openapi_schema_validator import OAS30Validator, oas30_format_checker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from quotas.fees import (
+    BILL_ITEM_CATEGORY,
+    BILL_ITEM_FREE_TIER,
+    BILL_ITEM_OPTION,
+    BILL_ITEM_WRITES,
+    FREE_TIER_PER_MONTH,
+    INCLUDED_WRITES_PER_SIM_DAY,
+    OPTION_FEE_PER_SIM_DAY,
+    READ_FEE_PER_REQUEST,
+    SIM_SUMMARY_LIMIT,
+    WRITE_FEE_PER_REQUEST,
+    BillItem,
+    MonthBill,
+    Usage,
+    billing_history_to_wire,
+    day_charges,
+    month_bill,
+    month_is_closed,
+    round_up_to_cent,
+)
+from tests.support.openapi import spec_dict, validate
+
+D = Decimal
+NOV = (2026, 11)  # a 30-day month
+
+
+def usage(
+    sim: int | str,
+    day: date,
+    writes: int = 0,
+    *,
+    enabled: bool = True,
+    reads: int = 0,
+) -> Usage:
+    sim_id = sim if isinstance(sim, str) else f"8942310022000{sim:06d}"
+    return Usage(f"295050{sim_id[-9:]}", sim_id, day, enabled, writes, reads)
+
+
+def nov(day: int) -> date:
+    return date(2026, 11, day)
+
+
+def november(usages: Iterable[Usage], *, closed: bool = True) -> MonthBill:
+    return month_bill(usages, *NOV, closed=closed)
+
+
+# --- the constants are the seeds' figures ----------------------------------------------------
+def test_constants_are_the_seed_figures() -> None:
+    assert D("0.05") == OPTION_FEE_PER_SIM_DAY
+    assert INCLUDED_WRITES_PER_SIM_DAY == 2000
+    assert D("0.00004") == WRITE_FEE_PER_REQUEST
+    assert READ_FEE_PER_REQUEST == 0
+    assert D("1.55") == FREE_TIER_PER_MONTH
+
+
+# --- (1) one SIM, one day, under the bundle --------------------------------------------------
+def test_one_sim_one_day_under_the_bundle_is_covered_by_the_free_tier() -> None:
+    bill = november([usage(1, nov(5), 100)])
+    # option 1 SIM-day x 0.05 = 0.05; 100 <= 2,000 writes included, so no write fee;
+    # free tier min(1.55, 0.05) = 0.05; total 0.05 - 0.05 + 0.00 = 0.00.
+    assert bill.option_fee == D("0.05")
+    assert bill.free_tier == D("0.05")
+    assert bill.write_fee == D("0.00")
+    assert bill.total == D("0.00")
+    (day,) = bill.days
+    (sim,) = day.sims
+    assert (sim.included_writes, sim.overage_writes, sim.write_fee) == (100, 0, D(0))
+    # The daily bill is gross: the free tier is a monthly deduction.
+    assert day.amount == D("0.05")
+    assert bill.items == (
+        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_OPTION, D("0.05")),
+        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_FREE_TIER, D("-0.05")),
+    )
+
+
+# --- (2) one SIM over the bundle -------------------------------------------------------------
+def test_one_sim_over_the_bundle_pays_the_overage_only() -> None:
+    bill = november([usage(1, nov(5), 2500)])
+    # overage 2,500 - 2,000 = 500 writes x 0.00004 = 0.02000 -> 0.02;
+    # option 0.05 - free tier 0.05 = 0.00; total 0.00 + 0.02 = 0.02.
+    (sim,) = bill.days[0].sims
+    assert (sim.included_writes, sim.overage_writes) == (2000, 500)
+    assert sim.write_fee == D("0.02000")
+    assert bill.write_fee == D("0.02")
+    assert bill.total == D("0.02")
+    assert [(i.name, i.amount) for i in bill.items] == [
+        (BILL_ITEM_OPTION, D("0.05")),
+        (BILL_ITEM_WRITES, D("0.02")),
+        (BILL_ITEM_FREE_TIER, D("-0.05")),
+    ]
+
+
+# --- (3) forty SIMs all month ----------------------------------------------------------------
+def test_forty_sims_every_day_of_a_thirty_day_month() -> None:
+    usages = [usage(sim, nov(day), 1999) for sim in range(40) for day in range(1, 31)]
+    bill = november(usages)
+    # option 40 SIMs x 30 days x 0.05 = 60.00; writes 1,999 <= 2,000 each, so none billed;
+    # free tier 1.55; total 60.00 - 1.55 = 58.45.
+    assert bill.harvest_days == 1200
+    assert bill.option_fee == D("60.00")
+    assert bill.free_tier == D("1.55")
+    assert bill.write_fee == 0
+    assert bill.total == D("58.45")
+    # Each day 40 x 0.05 = 2.00; the 30 days sum to 60.00 = 58.45 + 1.55 (the free tier).
+    assert [d.amount for d in bill.days] == [D("2.00")] * 30
+    # Each SIM 30 x 0.05 = 1.50.
+    assert {s.amount for s in bill.sims} == {D("1.50")}
+    assert len(bill.sims) == 40
+    assert bill.to_wire() == {
+        "amount": 58.45,
+        "currency": "USD",
+        "state": "closed",
+        "yearMonth": "202611",
+    }
+
+
+# --- (4) a month boundary --------------------------------------------------------------------
+def test_a_month_boundary_makes_two_bills_each_with_its_own_free_tier() -> None:
+    usages = [usage(0, nov(30), 100)] + [usage(sim, date(2026, 12, 1)) for sim in range(40)]
+    november_bill = november(usages)
+    december_bill = month_bill(usages, 2026, 12, closed=False)
+    # November: 1 SIM-day x 0.05 = 0.05, free tier 0.05, total 0.00 (1.50 of it unused).
+    assert (november_bill.option_fee, november_bill.free_tier) == (D("0.05"), D("0.05"))
+    assert november_bill.total == D("0.00")
+    assert [d.day for d in november_bill.days] == [nov(30)]
+    # December: 40 SIM-days x 0.05 = 2.00; its own free tier of 1.55, nothing carried over
+    # from November; total 2.00 - 1.55 = 0.45.
+    assert (december_bill.option_fee, december_bill.free_tier) == (D("2.00"), D("1.55"))
+    assert december_bill.total == D("0.45")
+    assert [d.day for d in december_bill.days] == [date(2026, 12, 1)]
+    assert december_bill.to_wire()["state"] == "temporary"
+
+
+def test_the_bundle_is_not_carried_over_to_the_next_day() -> None:
+    bill = november([usage(1, nov(1), 1000), usage(1, nov(2), 3000)])
+    # Day 1 leaves 1,000 writes unused; day 2 still has only 2,000: overage 1,000 x 0.00004
+    # = 0.04. Option 2 x 0.05 = 0.10, all free; total 0.04.
+    assert [d.write_fee for d in bill.days] == [D("0.00"), D("0.04")]
+    assert bill.total == D("0.04")
+
+
+def test_the_bundle_is_not_shared_between_sims() -> None:
+    bill = november([usage(1, nov(1), 0), usage(2, nov(1), 4000)])
+    # SIM 1's unused 2,000 writes do not cover SIM 2: overage 4,000 - 2,000 = 2,000 x 0.00004
+    # = 0.08. Option 2 x 0.05 = 0.10, all free; total 0.08.
+    assert bill.overage_writes == 2000
+    assert bill.total == D("0.08")
+
+
+def test_reads_are_free() -> None:
+    bill = november([usage(1, nov(1), 10, reads=1_000_000)])
+    # Only the option fee 0.05, all free; a million reads cost 0.
+    assert bill.reads == 1_000_000
+    assert bill.option_fee == D("0.05")
+    assert bill.total == 0
+
+
+# --- (5) rounding ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("writes", "exact", "rounded"),
+    [
+        # 2,001 - 2,000 = 1 write x 0.00004 = 0.00004 -> 0.01
+        pytest.param(2001, D("0.00004"), D("0.01"), id="1-overage-write"),
+        # 251 x 0.00004 = 0.01004 -> 0.02
+        pytest.param(2251, D("0.01004"), D("0.02"), id="251-overage-writes"),
+        # 250 x 0.00004 = 0.01000 exactly -> 0.01, no rounding
+        pytest.param(2250, D("0.01000"), D("0.01"), id="250-overage-writes"),
+    ],
+)
+def test_a_fraction_of_a_cent_is_rounded_up(writes: int, exact: Decimal, rounded: Decimal) -> None:
+    charges = day_charges([usage(1, nov(3), writes)], nov(3))
+    assert charges.sims[0].write_fee == exact
+    assert charges.write_fee == rounded
+    # The option fee 0.05 is entirely free, so the month pays the rounded write fee.
+    assert november([usage(1, nov(3), writes)]).total == rounded
+
+
+def test_the_month_rounds_its_write_line_once_and_each_day_rounds_its_own() -> None:
+    bill = november([usage(1, nov(day), 2001) for day in range(1, 31)])
+    # 30 days x 1 overage write = 30 x 0.00004 = 0.0012 -> 0.01 on the month's write line.
+    assert bill.write_fee == D("0.01")
+    # Option 30 x 0.05 = 1.50 < 1.55, so the free tier applied is 1.50; total 0.01.
+    assert bill.free_tier == D("1.50")
+    assert bill.total == D("0.01")
+    # Each day rounds its own 0.00004 up to 0.01: 30 days x (0.05 + 0.01) = 1.80.
+    assert sum(d.amount for d in bill.days) == D("1.80")
+    # 1.80 - (0.01 + 1.50) = 0.29 = 0.01 x (30 days with overage - 1): the documented bound.
+    assert sum(d.amount for d in bill.days) - (bill.total + bill.free_tier) == D("0.29")
+    # The SIM's own month rounds once too: 1.50 + 0.01.
+    assert bill.sims[0].amount == D("1.51")
+
+
+@pytest.mark.parametrize(
+    ("amount", "rounded"),
+    [
+        pytest.param(D(0), D("0.00"), id="zero"),
+        pytest.param(D("0.01"), D("0.01"), id="whole-cent"),
+        pytest.param(D("0.010001"), D("0.02"), id="just-over"),
+        pytest.param(D("58.45"), D("58.45"), id="already-cents"),
+    ],
+)
+def test_round_up_to_cent(amount: Decimal, rounded: Decimal) -> None:
+    assert round_up_to_cent(amount) == rounded
+    assert round_up_to_cent(amount).as_tuple().exponent == -2
+
+
+def test_round_up_refuses_a_negative_amount() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        round_up_to_cent(D("-0.01"))
+
+
+# --- (6) writes while Harvest is off ---------------------------------------------------------
+def test_writes_while_harvest_is_off_are_all_billed_and_the_free_tier_does_not_cover_them() -> None:
+    bill = november([usage(1, nov(1), 10, enabled=False)])
+    # No option fee and so no bundle: 10 writes x 0.00004 = 0.0004 -> 0.01.
+    # The free tier comes off the option fee only (0.00 here), never off write fees.
+    (sim,) = bill.days[0].sims
+    assert (sim.option_fee, sim.included_writes, sim.overage_writes) == (D(0), 0, 10)
+    assert bill.free_tier == 0
+    assert bill.total == D("0.01")
+
+
+def test_an_unused_free_tier_never_covers_write_fees() -> None:
+    bill = november([usage(1, nov(1), 0), usage(2, nov(1), 2500, enabled=False)])
+    # Option 1 x 0.05 = 0.05, free tier 0.05 (1.50 left unused); SIM 2 has no bundle:
+    # 2,500 x 0.00004 = 0.10. Total 0.00 + 0.10 = 0.10.
+    assert bill.free_tier == D("0.05")
+    assert bill.total == D("0.10")
+
+
+# --- inputs and periods ----------------------------------------------------------------------
+def test_usages_outside_the_period_are_ignored() -> None:
+    usages = [usage(1, date(2026, 10, 31), 9000), usage(1, nov(1)), usage(1, date(2026, 12, 1))]
+    assert [d.day for d in november(usages).days] == [nov(1)]
+    assert [s.sim_id for s in day_charges(usages, nov(1)).sims] == [usage(1, nov(1)).sim_id]
+    assert day_charges(usages, nov(2)).amount == 0
+
+
+def test_an_empty_month_is_a_bill_of_zero() -> None:
+    bill = november([])
+    assert bill.total == 0
+    assert (bill.days, bill.sims, bill.items) == ((), (), ())
+    assert bill.daily_to_wire() == {"billList": []}
+
+
+def test_two_usages_for_one_sim_on_one_day_are_refused() -> None:
+    with pytest.raises(ValueError, match="two usages"):
+        november([usage(1, nov(1), 5), usage(1, nov(1), 7)])
+    with pytest.raises(ValueError, match="two usages"):
+        day_charges([usage(1, nov(1), 5), usage(1, nov(1), 7)], nov(1))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: Usage("", "sim", nov(1), True, 0, 0), id="no-imsi"),
+        pytest.param(lambda: Usage("imsi", "", nov(1), True, 0, 0), id="no-sim-id"),
+        pytest.param(
+            lambda: Usage("i", "s", datetime(2026, 11, 1, tzinfo=UTC), True, 0, 0), id="dt"
+        ),
+        pytest.param(lambda: Usage("imsi", "sim", nov(1), True, -1, 0), id="negative-writes"),
+        pytest.param(lambda: Usage("imsi", "sim", nov(1), True, 0, -1), id="negative-reads"),
+    ],
+)
+def test_a_usage_validates_itself(make: Any) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        make()
+
+
+@pytest.mark.parametrize(("year", "month"), [(2026, 0), (2026, 13), (0, 1)])
+def test_an_impossible_month_is_refused(year: int, month: int) -> None:
+    with pytest.raises(ValueError, match="no such month"):
+        month_bill([], year, month, closed=False)
+
+
+@pytest.mark.parametrize(
+    ("today", "closed"),
+    [
+        pytest.param(date(2026, 11, 1), False, id="first-day"),
+        pytest.param(date(2026, 11, 30), False, id="last-day"),
+        pytest.param(date(2026, 12, 1), True, id="next-month"),
+        pytest.param(date(2027, 1, 15), True, id="later"),
+        pytest.param(date(2026, 10, 31), False, id="before"),
+    ],
+)
+def test_month_is_closed_once_it_is_over(today: date, closed: bool) -> None:
+    assert month_is_closed(*NOV, today=today) is closed
+
+
+# --- wire shapes -----------------------------------------------------------------------------
+SPEC_URI = "urn:soracom:harvest-subset"
+NOW_MS = int(datetime(2026, 11, 5, 12, 34, 56, tzinfo=UTC).timestamp() * 1000) + 789
+
+
+@functools.cache
+def registry() -> Registry[Any]:
+    resource: Resource[Any] = Resource.from_contents(spec_dict(), default_specification=DRAFT4)
+    return Registry().with_resources([(SPEC_URI, resource)])
+
+
+@functools.cache
+def validator(schema_name: str) -> Any:
+    return OAS30Validator(
+        {"$ref": f"{SPEC_URI}#/components/schemas/{schema_name}"},
+        registry=registry(),
+        format_checker=oas30_format_checker,
+    )
+
+
+def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    node: Any = spec_dict()
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return resolve(node)
+
+
+def undeclared(instance: Any, schema: dict[str, Any], where: str = "") -> list[str]:
+    """Keys the schema does not declare (its objects allow extras; ours should have none)."""
+    schema = resolve(schema)
+    if isinstance(instance, dict):
+        properties = schema.get("properties", {})
+        found = [f"{where}.{key}" for key in instance if key not in properties]
+        for key, value in instance.items():
+            if key in properties:
+                found += undeclared(value, properties[key], f"{where}.{key}")
+        return found
+    if isinstance(instance, list):
+        return [
+            bad
+            for i, item in enumerate(instance)
+            for bad in undeclared(item, schema["items"], f"{where}[{i}]")
+        ]
+    return []
+
+
+def check_schema(instance: Any, schema_name: str) -> None:
+    validator(schema_name).validate(instance)
+    assert undeclared(instance, {"$ref": f"#/components/schemas/{schema_name}"}) == []
+
+
+def check_operation(path: str, body: Any) -> None:
+    """The body validates as the 200 reply of the OpenAPI operation at ``/v1`` + ``path``."""
+    validate("GET", "/v1" + path, {}, 200, "application/json", json.dumps(body).encode())
+
+
+def sample_bill(*, closed: bool) -> MonthBill:
+    usages = [usage(sim, nov(day), 1500 + 600 * sim) for sim in range(3) for day in (1, 2, 5)]
+    usages.append(usage(9, nov(4), 3, enabled=False, reads=7))
+    return november(usages, closed=closed)
+
+
+def test_monthly_bill_wire_matches_the_document() -> None:
+    closed, running = sample_bill(closed=True), sample_bill(closed=False)
+    assert running.to_wire()["state"] == "temporary"
+    for bill in (closed, running):
+        check_schema(bill.to_wire(), "MonthlyBill")
+        check_operation("/bills/202611", bill.to_wire())
+    history = billing_history_to_wire([closed, month_bill([], 2026, 10, closed=True)])
+    assert [b["yearMonth"] for b in history["billList"]] == ["202611", "202610"]
+    check_schema(history, "GetBillingHistoryResponse")
+    check_operation("/bills", history)
+
+
+def test_billing_history_lists_closed_months_only() -> None:
+    with pytest.raises(ValueError, match="not closed"):
+        billing_history_to_wire([sample_bill(closed=False)])
+
+
+def test_daily_bill_wire_matches_the_document() -> None:
+    bill = november([usage(1, nov(1), 100), usage(1, nov(2), 2251), usage(1, nov(3), reads=5)])
+    body = bill.daily_to_wire()
+    # Newest first, gross of the free tier; each day 0.05 for the option fee, plus on 2 November
+    assert body == {
+        "billList": [
+            {"amount": 0.05, "currency": "USD", "date": "20261103"},
+            # 251 x 0.00004 = 0.01004 -> 0.02, so 0.07
+            {"amount": 0.07, "currency": "USD", "date": "20261102"},
+            {"amount": 0.05, "currency": "USD", "date": "20261101"},
+        ]
+    }
+    check_schema(body, "DailyBillResponse")
+    check_operation("/bills/202611/daily", body)
+
+
+def test_daily_bill_wire_omits_days_with_nothing_to_pay() -> None:
+    bill = november([usage(1, nov(1), 0, enabled=False, reads=9), usage(1, nov(2))])
+    assert [d["date"] for d in bill.daily_to_wire()["billList"]] == ["20261102"]
+
+
+def test_latest_bill_wire_matches_the_document() -> None:
+    body = sample_bill(closed=False).latest_to_wire(NOW_MS)
+    assert body["lastEvaluatedTime"] == "20261105123456"
+    assert body["currency"] == "USD"
+    check_schema(body, "GetLatestBill")
+    check_operation("/bills/latest", body)
+    with pytest.raises(ValueError, match="closed"):
+        sample_bill(closed=True).latest_to_wire(NOW_MS)
+
+
+def test_bill_items_wire_matches_the_document() -> None:
+    bill = november([usage(sim, nov(1), 4000) for sim in range(40)])
+    # Option 40 x 0.05 = 2.00; writes 40 x 2,000 x 0.00004 = 3.20; free tier -1.55;
+    # total 2.00 + 3.20 - 1.55 = 3.65; listed highest amount first.
+    body = bill.bill_items_to_wire(NOW_MS)
+    assert body == {
+        "costBreakdownList": [
+            {"amount": 3.2, "billItemCategory": "Harvest", "billItemName": BILL_ITEM_WRITES},
+            {"amount": 2.0, "billItemCategory": "Harvest", "billItemName": BILL_ITEM_OPTION},
+            {"amount": -1.55, "billItemCategory": "Harvest", "billItemName": BILL_ITEM_FREE_TIER},
+        ],
+        "currency": "USD",
+        "updatedTime": NOW_MS // 1000,
+        "yearMonth": "202611",
+    }
+    assert bill.total == D("3.65")
+    check_schema(body, "BillingSummaryResponseOfBillItems")
+    check_operation("/bills/summaries/bill_items", [body])
+
+
+def test_sims_wire_lists_the_top_hundred_sims_with_a_charge() -> None:
+    # SIM i writes 2,000 + 250 i: 250 i x 0.00004 = 0.01 i, so it costs 0.05 + 0.01 i.
+    usages = [usage(i, nov(1), 2000 + 250 * i) for i in range(150)]
+    usages.append(usage("idle-sim", nov(1), 0, enabled=False, reads=3))  # costs 0.00
+    bill = november(usages)
+    body = bill.sims_to_wire(NOW_MS)
+    listed = body["costBreakdownList"]
+    assert len(listed) == SIM_SUMMARY_LIMIT
+    assert listed[0] == {"amount": 1.54, "simId": usage(149, nov(1)).sim_id}  # 0.05 + 1.49
+    assert listed[-1] == {"amount": 0.55, "simId": usage(50, nov(1)).sim_id}  # 0.05 + 0.50
+    assert "idle-sim" not in {s["simId"] for s in listed}
+    assert len(bill.sims) == 151
+    check_schema(body, "BillingSummaryResponseOfSims")
+    check_operation("/bills/summaries/sims", [body])
+
+
+# --- properties ------------------------------------------------------------------------------
+def ceil_cent(amount: Decimal) -> Decimal:
+    """The oracle's own rounding, independent of the module's."""
+    return D(math.ceil(amount * 100)) / 100
+
+
+SIM_IDS = [f"sim-{i}" for i in range(6)]
+WRITES = st.one_of(
+    st.integers(0, 6000),
+    st.sampled_from([0, 1999, 2000, 2001, 2250, 2251]),
+)
+# Days from 31 October to 1 December: the edges must stay out of November's bill.
+DAYS = st.integers(0, 31).map(lambda n: date(2026, 10, 31) + timedelta(days=n))
+USAGES = st.lists(
+    st.builds(
+        lambda sim, day, enabled, writes, reads: Usage(
+            "imsi-" + sim, sim, day, enabled, writes, reads
+        ),
+        st.sampled_from(SIM_IDS),
+        DAYS,
+        st.booleans(),
+        WRITES,
+        st.integers(0, 50),
+    ),
+    max_size=60,
+    unique_by=lambda u: (u.sim_id, u.day),
+)
+
+
+@given(USAGES)
+def test_bill_agrees_with_a_naive_oracle(usages: list[Usage]) -> None:
+    bill = november(usages)
+    in_month = [u for u in usages if (u.day.year, u.day.month) == NOV]
+
+    option = D(0)
+    overage = 0
+    for u in in_month:
+        if u.harvest_enabled:
+            option += D("0.05")
+            overage += max(0, u.writes - 2000)
+        else:
+            overage += u.writes
+    exact_writes = overage * D("0.00004")
+    assert bill.total == ceil_cent(max(D(0), option - D("1.55"))) + ceil_cent(exact_writes)
+    assert bill.free_tier == min(D("1.55"), option)
+    assert bill.total == sum((i.amount for i in bill.items), D(0))
+
+    amounts = [bill.total, bill.option_fee, bill.free_tier, bill.write_fee]
+    amounts += [d.amount for d in bill.days] + [s.amount for s in bill.sims]
+    assert all(a >= 0 and a == a.quantize(D("0.01")) for a in amounts)
+    assert all(i.amount < 0 for i in bill.items if i.name == BILL_ITEM_FREE_TIER)
+    assert all(i.amount > 0 for i in bill.items if i.name != BILL_ITEM_FREE_TIER)
+
+    # Daily amounts are gross, each day's write fee rounded once (module docstring).
+    daily = sum((d.amount for d in bill.days), D(0))
+    assert daily == bill.option_fee + sum((d.write_fee for d in bill.days), D(0))
+    days_over = sum(1 for d in bill.days if any(s.overage_writes for s in d.sims))
+    assert D(0) <= daily - (bill.total + bill.free_tier) <= D("0.01") * max(0, days_over - 1)
+    # The same for the per-SIM amounts.
+    per_sim = sum((s.amount for s in bill.sims), D(0))
+    sims_over = sum(1 for s in bill.sims if s.overage_writes)
+    assert D(0) <= per_sim - (bill.total + bill.free_tier) <= D("0.01") * max(0, sims_over - 1)
+    assert [s.amount for s in bill.sims] == sorted((s.amount for s in bill.sims), reverse=True)
+
+    for day in bill.days:
+        assert day_charges(usages, day.day) == day
+    assert [d.day for d in bill.days] == sorted({u.day for u in in_month})
+
+
+@given(USAGES)
+def test_wire_bodies_always_match_the_document(usages: list[Usage]) -> None:
+    bill = november(usages, closed=False)
+    check_schema(bill.to_wire(), "MonthlyBill")
+    check_schema(bill.daily_to_wire(), "DailyBillResponse")
+    check_schema(bill.latest_to_wire(NOW_MS), "GetLatestBill")
+    check_schema(bill.bill_items_to_wire(NOW_MS), "BillingSummaryResponseOfBillItems")
+    check_schema(bill.sims_to_wire(NOW_MS), "BillingSummaryResponseOfSims")
