@@ -7,7 +7,7 @@ from aiohttp import web
 from gateway.app import setup_gateway
 from harvest.api import auth, data, groups, logs, subscribers
 from harvest.clock import EmulatorClock
-from harvest.context import CLOCK, LISTENERS, SETTINGS, Listeners, services_context
+from harvest.context import API_APP, CLOCK, LISTENERS, SETTINGS, Listeners, services_context
 from harvest.control import control_app
 from harvest.settings import Settings
 from harvest.web import error_middleware
@@ -76,7 +76,7 @@ def api_app() -> web.Application:
 def setup_harvest(app: web.Application, settings: Settings) -> None:
     """The Harvest System: its services, the ``/v1`` API and the ``/_emulator`` control plane."""
     app.cleanup_ctx.append(services_context)
-    app.add_subapp("/v1", api_app())
+    app[API_APP] = api_app()  # mounted by create_app once every package has added its routes
     app.add_subapp("/_emulator", control_app())
 
 
@@ -92,5 +92,6 @@ def create_app(settings: Settings) -> web.Application:
     app[LISTENERS] = Listeners()
     setup_harvest(app, settings)
     setup_quotas(app, settings)
+    app.add_subapp("/v1", app[API_APP])  # mounting freezes its routes
     setup_gateway(app, settings)
     return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from aiohttp import web
 
@@ -18,6 +19,9 @@ from harvest.ingest import IngestService
 from harvest.registry import Provisioning, Registry
 from harvest.settings import Settings
 from harvest.storage import MemoryStore, SqliteStore, Store
+from quotas.bundle import QuotaPolicy
+from quotas.ratelimit import RateSettings
+from quotas.service import QuotaService
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,9 @@ LISTENERS = web.AppKey("listeners", Listeners)
 STORE = web.AppKey("store", Store)
 REGISTRY = web.AppKey("registry", Registry)
 INGEST = web.AppKey("ingest", IngestService)
+QUOTAS = web.AppKey("quotas", QuotaService)
+#: The ``/v1`` sub-application, so other packages can add their SORACOM operations to it.
+API_APP = web.AppKey("api_app", web.Application)
 ERROR_LOG = web.AppKey("error_log", ErrorLog)
 #: The API token that authenticated this request (set by the ``/v1`` auth middleware).
 TOKEN = web.RequestKey("token", ApiToken)
@@ -63,6 +70,24 @@ def make_store(settings: Settings) -> Store:
     if path is None:
         return MemoryStore()
     return SqliteStore(path, max_batch=settings.group_commit_max)
+
+
+def make_quotas(settings: Settings, clock: EmulatorClock) -> QuotaService:
+    """The quota service as the settings configure it (spec B8, B9; logging-service-terms 11.6)."""
+    rates = RateSettings(
+        enabled=settings.rate_limits,
+        device_writes_per_second=settings.device_writes_per_second,
+        device_write_burst=settings.device_write_burst,
+        api_calls_per_minute=settings.api_calls_per_minute,
+    )
+    ceilings = (
+        {settings.operator_id: Decimal(settings.balance_ceiling)}
+        if settings.balance_ceiling
+        else {}
+    )
+    return QuotaService(
+        clock, policy=QuotaPolicy(settings.quota_policy), rates=rates, ceilings=ceilings
+    )
 
 
 def provisioning(settings: Settings) -> Provisioning:
@@ -88,11 +113,13 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = store
         app[REGISTRY] = registry
         app[ERROR_LOG] = error_log = ErrorLog(app[CLOCK])
+        app[QUOTAS] = quotas = make_quotas(settings, app[CLOCK])
         app[INGEST] = IngestService(
             registry=registry,
             store=store,
             clock=app[CLOCK],
             error_log=error_log,
+            quotas=quotas,
             resolve=SessionTable(registry, settings.ue_routes).resolve,
             max_payload_bytes=settings.max_payload_bytes,
         )

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
 from harvest import errors
 from harvest.api import views
-from harvest.context import CLOCK, ERROR_LOG, LISTENERS, REGISTRY, SETTINGS, STORE
+from harvest.clock import ClockState
+from harvest.context import CLOCK, ERROR_LOG, LISTENERS, QUOTAS, REGISTRY, SETTINGS, STORE
 from harvest.domain import ResourceType, Sim, SimStatus, normalise_address
 from harvest.errors import HarvestError
 from harvest.storage.base import DeleteResourceData, UsageKind
 from harvest.web import Handler, json_response, read_json_object
 from quotas.calendar import utc_day
+from quotas.housekeeping import HOUSEKEEPING
 
 TOKEN_HEADER = "X-Emulator-Token"
 HEALTH_PATH = "/_emulator/health"
@@ -83,6 +86,8 @@ async def reset(request: web.Request) -> web.Response:
         await registry.reset()
         request.config_dict[CLOCK].reset()
         request.config_dict[ERROR_LOG].clear()
+        request.config_dict[QUOTAS].limiter.reset()
+        await request.config_dict[HOUSEKEEPING].reload()
         return json_response({"reset": "all"})
     sim = next((s for s in registry.all_sims() if s.imsi == imsi), None)
     if sim is None:
@@ -215,8 +220,10 @@ async def create_operator(request: web.Request) -> web.Response:
     )
 
 
-def _clock_view(request: web.Request) -> web.Response:
-    state = request.config_dict[CLOCK].state()
+def _clock_view(request: web.Request, state: ClockState | None = None) -> web.Response:
+    """The clock; after a change, the instant it was set to (a running clock has moved on
+    by the time the housekeeping that the change set off has settled)."""
+    state = state or request.config_dict[CLOCK].state()
     return json_response(
         {"now": state.now_ms, "frozen": state.frozen, "iso": views.iso_time(state.now_ms)}
     )
@@ -241,8 +248,11 @@ async def set_clock(request: web.Request) -> web.Response:
     frozen = body.get("frozen")
     if frozen is not None and not isinstance(frozen, bool):
         raise _invalid("frozen must be true or false.")
-    request.config_dict[CLOCK].set(now, frozen)
-    return _clock_view(request)
+    clock = request.config_dict[CLOCK]
+    before = clock.now_ms()
+    state = clock.set(now, frozen)
+    await request.config_dict[HOUSEKEEPING].clock_changed(before)
+    return _clock_view(request, state)
 
 
 async def advance_clock(request: web.Request) -> web.Response:
@@ -251,8 +261,76 @@ async def advance_clock(request: web.Request) -> web.Response:
     seconds = _number(body, "seconds")
     if seconds < 0:
         raise _invalid("seconds must not be negative: the clock only moves forward.")
-    request.config_dict[CLOCK].advance(round(seconds * 1000))
+    # every UTC midnight on the way starts its day, then retention is swept: all settled on return
+    await request.config_dict[HOUSEKEEPING].advance(round(seconds * 1000))
     return _clock_view(request)
+
+
+async def get_quota(request: web.Request) -> web.Response:
+    """A SIM's daily bundle now: used, remaining and the next reset (UTC midnight)."""
+    sim = _any_sim(request)
+    quota = request.config_dict[QUOTAS].quota(sim.imsi)
+    return json_response(
+        {
+            "imsi": sim.imsi,
+            "day": quota.day,
+            "used": quota.used,
+            "included": quota.included,
+            "remaining": quota.remaining,
+            "overage": quota.overage,
+            "nextResetTime": quota.next_reset_ms,
+            "policy": request.config_dict[QUOTAS].bundle.policy.value,
+        }
+    )
+
+
+def _operator(request: web.Request) -> str:
+    operator_id = request.match_info["operator_id"]
+    if request.config_dict[REGISTRY].operator(operator_id) is None:
+        raise HarvestError(errors.NOT_FOUND, f"No such operator: {operator_id}")
+    return operator_id
+
+
+async def get_meter(request: web.Request) -> web.Response:
+    """The operator's running meter: this month's charges, the ceiling, and the bill so far."""
+    operator_id = _operator(request)
+    quotas = request.config_dict[QUOTAS]
+    await request.config_dict[HOUSEKEEPING].flush_reads()
+    ceiling = quotas.ceilings.get(operator_id)
+    return json_response(
+        {
+            "operatorId": operator_id,
+            "charges": float(quotas.charges(operator_id)),
+            "currency": "USD",
+            "balanceCeiling": None if ceiling is None else float(ceiling),
+            "refusingWrites": ceiling is not None and quotas.charges(operator_id) > ceiling,
+        }
+    )
+
+
+async def set_balance(request: web.Request) -> web.Response:
+    """``{"ceiling": <USD> | null}``: balance control (logging-service-terms 11.6). Once the
+    month's charges pass the ceiling, the operator's device writes are refused until it is
+    raised or the month rolls over."""
+    operator_id = _operator(request)
+    body = await read_json_object(request)
+    if set(body) != {"ceiling"}:
+        raise _invalid('The body must be {"ceiling": <USD> or null}.')
+    quotas = request.config_dict[QUOTAS]
+    raw = body["ceiling"]
+    if raw is None:
+        quotas.ceilings.pop(operator_id, None)
+    else:
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            raise _invalid("ceiling must be an amount in USD, or null.")
+        try:
+            ceiling = Decimal(str(raw))
+        except ArithmeticError:
+            raise _invalid("ceiling must be an amount in USD, or null.") from None
+        if not ceiling.is_finite() or ceiling < 0:
+            raise _invalid("ceiling must be a non-negative amount in USD.")
+        quotas.ceilings[operator_id] = ceiling
+    return await get_meter(request)
 
 
 def control_app() -> web.Application:
@@ -264,6 +342,9 @@ def control_app() -> web.Application:
     app.router.add_post("/sims/{imsi}/block", block_sim)
     app.router.add_post("/sims/{imsi}/unblock", unblock_sim)
     app.router.add_post("/operators", create_operator)
+    app.router.add_get("/sims/{imsi}/quota", get_quota)
+    app.router.add_get("/operators/{operator_id}/meter", get_meter)
+    app.router.add_put("/operators/{operator_id}/balance", set_balance)
     app.router.add_get("/clock", get_clock)
     app.router.add_put("/clock", set_clock)
     app.router.add_post("/clock/advance", advance_clock)

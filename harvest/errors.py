@@ -72,6 +72,7 @@ NOT_FOUND: Final = ErrorSpec("HEM2001", 404, "No such resource.", "api")
 NO_SUCH_ENTRY: Final = ErrorSpec("HEM2002", 404, "No such entry.", "api")
 NO_SUCH_API: Final = ErrorSpec("HEM2003", 404, "No such API.", "api")
 METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM2004", 405, "Method not allowed.", "api")
+API_RATE_LIMITED: Final = ErrorSpec("HEM1007", 429, "Too many API calls this minute.", "api")
 INTERNAL: Final = ErrorSpec("HEM5001", 500, "Internal error.", "api")
 
 # --- device side (spec A1, B2, B4, B6) ---
@@ -96,6 +97,13 @@ OPTION_REJECTED: Final = ErrorSpec(
 )
 BEAM_SIGNATURE_INVALID: Final = ErrorSpec(
     "HEM4011", 403, "The SORACOM Beam signature does not verify.", "device"
+)
+RATE_LIMITED: Final = ErrorSpec("HEM4012", 429, "The SIM is over its write rate ceiling.", "device")
+QUOTA_EXCEEDED: Final = ErrorSpec(
+    "HEM4013", 429, "The SIM has used its daily write bundle (policy reject).", "device"
+)
+BALANCE_EXCEEDED: Final = ErrorSpec(
+    "HEM4014", 403, "The month's charges have passed the balance ceiling.", "device"
 )
 DEVICE_METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM4008", 405, "Devices write with POST.", "device")
 

@@ -32,8 +32,10 @@ from harvest.errors import HarvestError
 from harvest.options import HarvestOptions, OptionError, apply_options, options_from_config
 from harvest.registry import Registry
 from harvest.storage.base import PutEntries, Store, Usage, UsageKind
-from quotas.calendar import DAY_MS, utc_day
+from quotas.bundle import Reservation
+from quotas.calendar import DAY_MS, FIVE_MINUTES_MS, five_minute_bucket, utc_day
 from quotas.limits import check_payload_size
+from quotas.service import QuotaService
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ class Accepted:
     sim: Sim
     group: Group
     mutation: PutEntries
+    reservation: Reservation
 
     @property
     def entries(self) -> int:
@@ -113,11 +116,14 @@ class IngestService:
         resolve: Resolver,
         max_payload_bytes: int,
         error_log: ErrorLog,
+        quotas: QuotaService,
     ) -> None:
+        self._quotas = quotas
         self._registry = registry
         self._error_log = error_log
         self._options_cache: dict[tuple[str, int], HarvestOptions] = {}
         self._day_cache: tuple[int, str] = (-1, "")
+        self._bucket_cache: tuple[int, str] = (-1, "")
         self._store = store
         self._clock = clock
         self._resolve = resolve
@@ -184,7 +190,12 @@ class IngestService:
         """Store accepted uploads in one call; durable when this returns."""
         if not accepted:
             return
-        await self._store.apply([a.mutation for a in accepted])
+        try:
+            await self._store.apply([a.mutation for a in accepted])
+        except BaseException:
+            for item in accepted:  # not stored: those writes do not count
+                self._quotas.release(item.sim.operator_id, item.reservation)
+            raise
         for imsi in {a.sim.imsi for a in accepted if a.sim.status is not SimStatus.ACTIVE}:
             await self._registry.activate_on_traffic(imsi)
 
@@ -250,8 +261,13 @@ class IngestService:
             for time, text in stamped
         )
         # A batch element is billed as one write (notes 2.3), so the count is per entry.
-        usage = (Usage(sim.operator_id, sim.imsi, self._day(now), UsageKind.WRITE, len(entries)),)
-        return Accepted(sim, group, PutEntries(entries, now, usage))
+        reservation = self._quotas.admit(sim.operator_id, sim.imsi, len(entries))
+        count = len(entries)
+        usage = (
+            Usage(sim.operator_id, sim.imsi, self._day(now), UsageKind.WRITE, count),
+            Usage(sim.operator_id, sim.imsi, self._bucket(now), UsageKind.WRITE_5MIN, count),
+        )
+        return Accepted(sim, group, PutEntries(entries, now, usage), reservation)
 
     def _options(self, group: Group) -> HarvestOptions:
         """The group's Harvest options, parsed once per version of the group."""
@@ -266,6 +282,13 @@ class IngestService:
                 self._options_cache.clear()
             self._options_cache[key] = cached
         return cached
+
+    def _bucket(self, now: int) -> str:
+        """The 5-minute stats bucket of ``now``, computed once per bucket."""
+        number = now // FIVE_MINUTES_MS
+        if number != self._bucket_cache[0]:
+            self._bucket_cache = (number, five_minute_bucket(now))
+        return self._bucket_cache[1]
 
     def _day(self, now: int) -> str:
         """The UTC day of ``now``, computed once per day rather than once per write."""

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -96,6 +96,8 @@ class Registry:
         self._provisioning = provisioning
         self._lock = asyncio.Lock()
         self._allocator = LoopbackAllocator()
+        #: Called after every committed change (e.g. housekeeping's Harvest-day recording).
+        self.listeners: list[Callable[[Sequence[Mutation]], Awaitable[None]]] = []
         self._clear()
 
     def _clear(self) -> None:
@@ -186,7 +188,8 @@ class Registry:
         )
 
     async def _commit(self, mutations: list[Mutation]) -> None:
-        """Write ``mutations`` through the store, then mirror them here. Hold the lock."""
+        """Write ``mutations`` through the store, mirror them here, then tell the listeners.
+        Hold the lock (listeners must not call back into the registry's mutating methods)."""
         await self._store.apply(mutations)
         for mutation in mutations:
             if isinstance(mutation, DeleteEverything):
@@ -206,6 +209,8 @@ class Registry:
                 self._groups.pop(mutation.group_id, None)
             elif isinstance(mutation, PutSim):
                 self._index(mutation.sim)
+        for listener in self.listeners:
+            await listener(mutations)
 
     def _index(self, sim: Sim) -> None:
         old = self._sims.get(sim.imsi)

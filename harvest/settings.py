@@ -17,6 +17,7 @@ import tomllib
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,16 @@ class Settings:
     ue_map: str = _setting(
         "", "private core: ADDRESS-or-CIDR=IMSI pairs, comma-separated (TOML: a table)"
     )
+    quota_policy: str = _setting(
+        "bill", "past the 2,000 daily writes: bill (accept) or reject (429)"
+    )
+    rate_limits: bool = _setting(True, "enforce the rate ceilings below")
+    device_writes_per_second: int = _setting(100, "per-SIM write rate ceiling (token bucket)")
+    device_write_burst: int = _setting(1000, "per-SIM write burst (bucket size)")
+    api_calls_per_minute: int = _setting(1000, "per-operator management API budget a minute")
+    balance_ceiling: str = _setting("", "USD the default operator's month may reach (empty = none)")
+    retention_sweep_interval: float = _setting(60.0, "seconds between retention sweep passes")
+    retention_sweep_rows: int = _setting(1000, "most expired entries one sweep pass deletes")
     data_dir: Path = _setting(Path(".harvest"), "directory of the SQLite database")
     memory: bool = _setting(False, "keep everything in memory; nothing touches the disk")
     max_payload_bytes: int = _setting(1024, "largest device write in bytes; 413 above (spec A2)")
@@ -82,6 +93,25 @@ class Settings:
                 raise SettingsError(f"{name} must be from 1 to 1000000")
         if not self.hosts:
             raise SettingsError("host must name at least one address")
+        if self.quota_policy not in ("bill", "reject"):
+            raise SettingsError("quota_policy must be bill or reject")
+        for name in (
+            "device_writes_per_second",
+            "device_write_burst",
+            "api_calls_per_minute",
+            "retention_sweep_rows",
+        ):
+            if not 1 <= getattr(self, name) <= 10_000_000:
+                raise SettingsError(f"{name} must be from 1 to 10000000")
+        if self.retention_sweep_interval <= 0:
+            raise SettingsError("retention_sweep_interval must be positive")
+        if self.balance_ceiling:
+            try:
+                ceiling = Decimal(self.balance_ceiling)
+            except ArithmeticError:
+                raise SettingsError("balance_ceiling must be an amount in USD") from None
+            if not ceiling.is_finite() or ceiling < 0:
+                raise SettingsError("balance_ceiling must be a non-negative amount in USD")
         if self.beam_max_skew_ms < 0:
             raise SettingsError("beam_max_skew_ms must not be negative")
         self.ue_routes  # noqa: B018 - validates the map at start

@@ -15,3 +15,12 @@ def utc_day(ms: int) -> str:
 def next_utc_midnight(ms: int) -> int:
     """The first millisecond of the UTC day after the one holding ``ms``."""
     return (ms // DAY_MS + 1) * DAY_MS
+
+
+FIVE_MINUTES_MS = 300_000
+
+
+def five_minute_bucket(ms: int) -> str:
+    """The 5-minute bucket holding ``ms``, as ``YYYY-MM-DDTHH:MM`` (UTC)."""
+    start = ms - ms % FIVE_MINUTES_MS
+    return datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%dT%H:%M")

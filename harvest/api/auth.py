@@ -9,10 +9,11 @@ from aiohttp import web
 
 from harvest import errors
 from harvest.api import views
-from harvest.context import REGISTRY, TOKEN
+from harvest.context import QUOTAS, REGISTRY, TOKEN
 from harvest.errors import HarvestError
 from harvest.registry import TOKEN_TIMEOUT_DEFAULT_S, TOKEN_TIMEOUT_MAX_S
-from harvest.web import Handler, json_response, read_json_object
+from harvest.web import Handler, error_response, json_response, read_json_object
+from quotas import ratelimit
 from quotas.limits import EXTENDED_PLAN, EXTENDED_RETENTION_DAYS
 
 #: Calls that need no API key and token (OpenAPI: ``auth`` has no security requirement).
@@ -22,11 +23,26 @@ OPEN_PATHS = frozenset({"/v1/auth"})
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """401 ``AUM0001`` unless ``X-Soracom-API-Key`` and ``X-Soracom-Token`` are live (spec A4)."""
-    if request.path not in OPEN_PATHS:
-        request[TOKEN] = request.config_dict[REGISTRY].check_token(
-            request.headers.get("X-Soracom-API-Key"), request.headers.get("X-Soracom-Token")
+    if request.path in OPEN_PATHS:
+        return await handler(request)
+    token = request.config_dict[REGISTRY].check_token(
+        request.headers.get("X-Soracom-API-Key"), request.headers.get("X-Soracom-Token")
+    )
+    request[TOKEN] = token
+    # SORACOM limits calls per minute per API group and says so in every answer (spec A2, B9).
+    decision = request.config_dict[QUOTAS].limiter.api_call(token.operator_id)
+    limit_headers = ratelimit.headers(decision)
+    if not decision.allowed:
+        error = HarvestError(
+            errors.API_RATE_LIMITED,
+            f"Too many API calls this minute; retry in {decision.seconds_before_refresh} s.",
         )
-    return await handler(request)
+        response = error_response(error)
+        response.headers.update(limit_headers)
+        return response
+    answer = await handler(request)
+    answer.headers.update(limit_headers)
+    return answer
 
 
 def _timeout(body: dict[str, Any]) -> int:

@@ -27,8 +27,8 @@ from harvest.api.params import (
     page,
     parse_int,
 )
-from harvest.context import CLOCK, REGISTRY, STORE, TOKEN
-from harvest.domain import ResourceType
+from harvest.context import CLOCK, QUOTAS, REGISTRY, STORE, TOKEN
+from harvest.domain import DataEntry, ResourceType
 from harvest.errors import HarvestError
 from harvest.storage.base import CategoryQuery, DeleteEntry, EntryQuery
 from harvest.web import Handler, json_response
@@ -135,6 +135,7 @@ async def _entries_page(request: web.Request, resource: Resource | None) -> web.
     )
     more = len(rows) > window.limit
     rows = rows[: window.limit]
+    note_read(request, resource, rows)
     next_key = None
     if more:
         last = rows[-1].time
@@ -148,6 +149,13 @@ async def _entries_page(request: web.Request, resource: Resource | None) -> web.
         [views.data_entry(e, resource.shown_type, resource.shown_id) for e in rows],
         next_key,
     )
+
+
+def note_read(request: web.Request, resource: Resource, rows: list[DataEntry]) -> None:
+    """Meter a read of a SIM's data (free, but in the ledger and the exported-bytes stat)."""
+    if resource.stored_type is ResourceType.SUBSCRIBER:
+        size = sum(len(entry.content.encode()) for entry in rows)
+        request.config_dict[QUOTAS].note_read(request[TOKEN].operator_id, resource.stored_id, size)
 
 
 async def get_data_entries(request: web.Request) -> web.Response:
@@ -199,6 +207,7 @@ async def get_data_entry(request: web.Request) -> web.Response:
     )
     if entry is None:
         raise HarvestError(errors.NO_SUCH_ENTRY)
+    note_read(request, resource, [entry])
     return json_response(views.data_entry(entry, resource.shown_type, resource.shown_id))
 
 

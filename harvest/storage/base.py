@@ -38,6 +38,11 @@ class UsageKind(enum.StrEnum):
     #: The SIM's group had Harvest Data enabled on that day: 0 or 1, never more
     #: (the 0.05 USD daily option fee, air-global-terms Schedule (12)(a)).
     HARVEST_DAY = "harvest_day"
+    #: Write requests per 5-minute bucket: ``day`` holds the bucket as ``YYYY-MM-DDTHH:MM``
+    #: (``getHarvestStats`` ``period=minutes``, "about 5-minute" buckets).
+    WRITE_5MIN = "write_5min"
+    #: Bytes of content read through the API (``getHarvestExportedDataStats``).
+    READ_BYTES = "read_bytes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,18 @@ class DeleteEntry:
     resource_type: ResourceType
     resource_id: str
     time: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireEntries:
+    """Delete the oldest entries of one resource older than ``before_ms``, at most ``limit``
+    (the retention sweep's bounded step)."""
+
+    operator_id: str
+    resource_type: ResourceType
+    resource_id: str
+    before_ms: int
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +156,7 @@ Mutation = (
     PutEntries
     | RecordUsage
     | DeleteEntry
+    | ExpireEntries
     | DeleteResourceData
     | PutOperator
     | PutAuthKey

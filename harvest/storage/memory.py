@@ -27,6 +27,7 @@ from harvest.storage.base import (
     DeleteResourceData,
     DeleteTokens,
     EntryQuery,
+    ExpireEntries,
     MarkProvisioned,
     Mutation,
     PutAuthKey,
@@ -128,6 +129,15 @@ class MemoryStore:
             )
             if found is not None:
                 found.delete(mutation.time)
+        elif isinstance(mutation, ExpireEntries):
+            expiring = self._series.get(
+                (mutation.operator_id, mutation.resource_type, mutation.resource_id)
+            )
+            if expiring is not None:
+                cut = min(bisect.bisect_left(expiring.times, mutation.before_ms), mutation.limit)
+                for time in expiring.times[:cut]:
+                    del expiring.by_time[time]
+                del expiring.times[:cut]
         elif isinstance(mutation, DeleteResourceData):
             self._series.pop(
                 (mutation.operator_id, mutation.resource_type, mutation.resource_id), None

@@ -32,6 +32,7 @@ from harvest.storage.base import (
     DeleteResourceData,
     DeleteTokens,
     EntryQuery,
+    ExpireEntries,
     MarkProvisioned,
     Mutation,
     PutAuthKey,
@@ -214,6 +215,14 @@ class _Plan:
                         mutation.time,
                     )
                 ],
+            )
+        elif isinstance(mutation, ExpireEntries):
+            key = (mutation.operator_id, mutation.resource_type.value, mutation.resource_id)
+            where = "operator_id = ? AND resource_type = ? AND resource_id = ?"
+            self._step(
+                f"DELETE FROM entries WHERE {where} AND time IN (SELECT time FROM entries "
+                f"WHERE {where} AND time < ? ORDER BY time LIMIT ?)",
+                [(*key, *key, mutation.before_ms, mutation.limit)],
             )
         elif isinstance(mutation, DeleteResourceData):
             key = (mutation.operator_id, mutation.resource_type.value, mutation.resource_id)

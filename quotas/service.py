@@ -1,0 +1,195 @@
+"""The quota service the ingest and the API consult: rate ceilings, balance control, the daily
+bundle and the running month meter.
+
+Every check here is synchronous and in memory, so it adds no wait to a write. What it counts is
+seeded from the usage ledger (:meth:`QuotaService.reload`) and kept in step with it by the
+ingest, which stores the same writes in the same transaction as their entries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from harvest import errors
+from harvest.clock import Clock
+from harvest.errors import HarvestError
+from harvest.storage.base import Usage as LedgerRow
+from harvest.storage.base import UsageKind
+from quotas.bundle import DailyBundle, Quota, QuotaPolicy, Reservation, StaticCounts
+from quotas.calendar import utc_day
+from quotas.fees import (
+    FREE_TIER_PER_MONTH,
+    INCLUDED_WRITES_PER_SIM_DAY,
+    OPTION_FEE_PER_SIM_DAY,
+    WRITE_FEE_PER_REQUEST,
+    Usage,
+    round_up_to_cent,
+)
+from quotas.ratelimit import RateLimiter, RateSettings
+
+
+def fee_usages(rows: Iterable[LedgerRow], sim_ids: Mapping[str, str]) -> list[Usage]:
+    """Ledger rows (one per kind) folded into the fee calculator's one-per-SIM-day usages."""
+    folded: dict[tuple[str, str], dict[UsageKind, int]] = defaultdict(dict)
+    for row in rows:
+        if row.kind in (UsageKind.WRITE, UsageKind.READ, UsageKind.HARVEST_DAY):
+            counts = folded[(row.imsi, row.day)]
+            counts[row.kind] = counts.get(row.kind, 0) + row.count
+    return [
+        Usage(
+            imsi=imsi,
+            sim_id=sim_ids.get(imsi, imsi),
+            day=date.fromisoformat(day),
+            harvest_enabled=counts.get(UsageKind.HARVEST_DAY, 0) > 0,
+            writes=counts.get(UsageKind.WRITE, 0),
+            reads=counts.get(UsageKind.READ, 0),
+        )
+        for (imsi, day), counts in sorted(folded.items())
+    ]
+
+
+@dataclass(slots=True)
+class MonthMeter:
+    """One operator's running charges for one UTC month, as the fee schedule computes them.
+
+    ``option_days`` counts SIM-days with Harvest enabled; ``overage_writes`` the writes past each
+    SIM-day's bundle. The amount follows :mod:`quotas.fees` exactly: each line rounded up to the
+    cent once, the free tier off the option line only.
+    """
+
+    option_days: int = 0
+    overage_writes: int = 0
+
+    @property
+    def charges(self) -> Decimal:
+        option = OPTION_FEE_PER_SIM_DAY * self.option_days
+        after_free_tier = round_up_to_cent(option - min(FREE_TIER_PER_MONTH, option))
+        return after_free_tier + round_up_to_cent(WRITE_FEE_PER_REQUEST * self.overage_writes)
+
+
+class QuotaService:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        policy: QuotaPolicy = QuotaPolicy.BILL,
+        rates: RateSettings | None = None,
+        ceilings: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._counts = StaticCounts()
+        self.bundle = DailyBundle(clock, self._counts, policy)
+        self.limiter = RateLimiter(rates or RateSettings(), clock)
+        #: Balance control per operator (logging-service-terms 11.6): charges may not pass it.
+        self.ceilings: dict[str, Decimal] = dict(ceilings or {})
+        self._meters: dict[tuple[str, str], MonthMeter] = {}
+        self._harvest_days: set[tuple[str, str]] = set()
+        self._reads: dict[tuple[str, str, str], list[int]] = {}
+
+    # --- loading ------------------------------------------------------------------------------
+    def reload(
+        self,
+        today_writes: Mapping[str, int],
+        month_rows: Mapping[str, Iterable[LedgerRow]],
+    ) -> None:
+        """Start over from the ledger: today's write counts and, per operator, this month's rows
+        (after a start, a reset or a clock jump)."""
+        day = utc_day(self._clock.now_ms())
+        self._counts = StaticCounts({day: dict(today_writes)})
+        self.bundle = DailyBundle(self._clock, self._counts, self.bundle.policy)
+        self._meters.clear()
+        self._harvest_days.clear()
+        month = day[:7]
+        for operator_id, rows in month_rows.items():
+            meter = self._meter(operator_id, month)
+            for usage in fee_usages(rows, {}):
+                included = INCLUDED_WRITES_PER_SIM_DAY if usage.harvest_enabled else 0
+                meter.overage_writes += max(0, usage.writes - included)
+                if usage.harvest_enabled:
+                    meter.option_days += 1
+                    self._harvest_days.add((usage.imsi, usage.day.isoformat()))
+
+    def _meter(self, operator_id: str, month: str) -> MonthMeter:
+        return self._meters.setdefault((operator_id, month), MonthMeter())
+
+    # --- the write path -----------------------------------------------------------------------
+    def admit(self, operator_id: str, imsi: str, writes: int) -> Reservation:
+        """Admit ``writes`` writes of one SIM now, or raise the refusal.
+
+        In order: the SIM's rate ceiling (429), the operator's balance control (403), the daily
+        bundle under the ``reject`` policy (429). Release the reservation if storing fails.
+        """
+        decision = self.limiter.device_write(imsi)
+        if not decision.allowed:
+            raise HarvestError(
+                errors.RATE_LIMITED,
+                f"SIM {imsi} is over its write rate ceiling; retry in {decision.retry_after} s.",
+            )
+        ceiling = self.ceilings.get(operator_id)
+        if ceiling is not None:
+            charges = self.charges(operator_id)
+            if charges > ceiling:
+                raise HarvestError(
+                    errors.BALANCE_EXCEEDED,
+                    f"This month's charges ({charges} USD) have passed the balance ceiling "
+                    f"({ceiling} USD) (logging-service-terms 11.6).",
+                )
+        reservation = self.bundle.reserve(imsi, writes)
+        if reservation.refused:
+            quota = self.bundle.usage(imsi)
+            raise HarvestError(
+                errors.QUOTA_EXCEEDED,
+                f"SIM {imsi} has used {quota.used} of its {quota.included} writes today and the "
+                f"policy is reject; the bundle resets at {quota.next_reset_ms} (UTC midnight).",
+            )
+        self._meter(operator_id, reservation.day[:7]).overage_writes += reservation.overage
+        return reservation
+
+    def release(self, operator_id: str, reservation: Reservation) -> None:
+        """Undo an admitted reservation whose writes were not stored."""
+        self.bundle.release(reservation)
+        meter = self._meter(operator_id, reservation.day[:7])
+        meter.overage_writes = max(0, meter.overage_writes - reservation.overage)
+
+    def harvest_day(self, operator_id: str, imsi: str, day: str) -> bool:
+        """Note a SIM-day with Harvest enabled; ``False`` when it was already noted."""
+        if (imsi, day) in self._harvest_days:
+            return False
+        self._harvest_days.add((imsi, day))
+        self._meter(operator_id, day[:7]).option_days += 1
+        return True
+
+    # --- reads --------------------------------------------------------------------------------
+    def note_read(self, operator_id: str, imsi: str, content_bytes: int) -> None:
+        """Count one data read request of a SIM's data (free, logging-service-terms Schedule
+        2(2)) and the bytes it returned; kept here until :meth:`drain_reads`."""
+        key = (operator_id, imsi, utc_day(self._clock.now_ms()))
+        counts = self._reads.setdefault(key, [0, 0])
+        counts[0] += 1
+        counts[1] += content_bytes
+
+    def drain_reads(self) -> tuple[LedgerRow, ...]:
+        """The reads noted since the last drain, as ledger rows (the caller stores them)."""
+        rows: list[LedgerRow] = []
+        for (operator_id, imsi, day), (count, size) in self._reads.items():
+            rows.append(LedgerRow(operator_id, imsi, day, UsageKind.READ, count))
+            if size:
+                rows.append(LedgerRow(operator_id, imsi, day, UsageKind.READ_BYTES, size))
+        self._reads = {}
+        return tuple(rows)
+
+    # --- inspection ---------------------------------------------------------------------------
+    def charges(self, operator_id: str) -> Decimal:
+        """The operator's running charges for the current UTC month."""
+        month = utc_day(self._clock.now_ms())[:7]
+        meter = self._meters.get((operator_id, month))
+        return meter.charges if meter else Decimal("0.00")
+
+    def quota(self, imsi: str) -> Quota:
+        return self.bundle.usage(imsi)

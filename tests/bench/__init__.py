@@ -1,0 +1,4 @@
+"""Benchmarks, run as plain scripts (``python -m tests.bench.<name>``); see README.md.
+
+``pytest`` does not collect this package (``norecursedirs`` in ``pyproject.toml``).
+"""
