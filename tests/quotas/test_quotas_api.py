@@ -1,0 +1,340 @@
+"""Quotas, rate ceilings, balance control, bills and stats through the running server (issue 4).
+
+Worked bills are computed by hand from the seed text (air-global-terms Schedule (12);
+logging-service-terms Schedule 2; General Provisions (e)) in each test's comments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.conftest import Emulator
+from tests.gateway.test_raw_listeners import udp_exchange
+
+IMSI = "001010000000001"
+DAY_S = 86_400
+BATCH = {
+    "customTimestamp": {"type": "jsonpointer", "value": "/t", "format": "unixtime-milliseconds"},
+    "batchWrite": {"enabled": True, "pointer": ""},
+}
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+async def freeze(emulator: Emulator, at: str) -> None:
+    status, _ = await emulator.control("PUT", "/clock", {"now": ms(at), "frozen": True})
+    assert status == 200
+
+
+async def enable_batches(emulator: Emulator) -> None:
+    api = await emulator.api()
+    group_id = (await api.get(f"/v1/subscribers/{IMSI}")).json["groupId"]
+    reply = await api.call(
+        "PUT",
+        f"/v1/groups/{group_id}/configuration/SoracomHarvest",
+        json_body=[{"key": k, "value": v} for k, v in BATCH.items()],
+    )
+    assert reply.status == 200
+
+
+async def write_many(emulator: Emulator, count: int, address: str = "127.0.0.1") -> list[int]:
+    """``count`` writes as batches of 100 elements (each element is one write)."""
+    _, clock = await emulator.control("GET", "/clock")
+    device = emulator.device(address)
+    statuses = []
+    sent = 0
+    while sent < count:
+        size = min(100, count - sent)
+        body = json.dumps([{"t": clock["now"] - 1000 + sent + i} for i in range(size)])
+        statuses.append((await device.send(body))[0])
+        sent += size
+    return statuses
+
+
+async def quota(emulator: Emulator, imsi: str = IMSI) -> dict[str, Any]:
+    status, body = await emulator.control("GET", f"/sims/{imsi}/quota")
+    assert status == 200
+    return dict(body)
+
+
+async def meter(emulator: Emulator, operator: str = "OP0000000000") -> dict[str, Any]:
+    status, body = await emulator.control("GET", f"/operators/{operator}/meter")
+    assert status == 200
+    return dict(body)
+
+
+# --- the daily bundle ----------------------------------------------------------------------------
+@pytest.mark.settings(max_payload_bytes=8192)
+async def test_writes_past_the_bundle_are_billed_by_default(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    await enable_batches(emulator)
+    assert set(await write_many(emulator, 2500)) == {201}
+    got = await quota(emulator)
+    assert (got["used"], got["remaining"], got["overage"], got["policy"]) == (2500, 0, 500, "bill")
+    assert got["nextResetTime"] == ms("2026-11-11T00:00:00")
+    # 500 x 0.00004 = 0.02 USD; the 0.05 option fee is inside the 1.55 free tier
+    assert (await meter(emulator))["charges"] == 0.02
+
+
+@pytest.mark.settings(max_payload_bytes=8192, quota_policy="reject")
+async def test_the_reject_policy_refuses_what_would_pass_the_bundle(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    await enable_batches(emulator)
+    assert set(await write_many(emulator, 1950)) == {201}
+    status, body = await emulator.device().send(json.dumps([{"t": i} for i in range(51)]))
+    assert (status, json.loads(body)["code"]) == (429, "HEM4013")
+    assert (await quota(emulator))["used"] == 1950  # a refused send counts nothing
+    assert set(await write_many(emulator, 50)) == {201}
+    assert (await quota(emulator))["remaining"] == 0
+    sim = await emulator.new_sim()  # not shared between SIMs
+    assert await write_many(emulator, 1, sim["sessionAddress"]) == [201]
+    assert await write_many(emulator, 1) == [429]
+    # no carry-over: the next UTC day starts at zero
+    await emulator.control("POST", "/clock/advance", {"seconds": DAY_S})
+    assert (await quota(emulator))["used"] == 0
+    assert await write_many(emulator, 1) == [201]
+
+
+@pytest.mark.settings(quota_policy="reject", rate_limits=False)
+async def test_raw_protocols_answer_429_past_the_bundle(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    sim = await emulator.new_sim()
+    replies = await udp_exchange(emulator, [b"x"] * 2001, source=sim["sessionAddress"])
+    assert replies[:2000] == [b"201"] * 2000
+    assert replies[2000] == b"429"
+    assert (await quota(emulator, sim["imsi"]))["used"] == 2000
+
+
+async def test_bundle_counts_survive_a_restart_of_the_service(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    await asyncio.gather(*(emulator.device().send(f'{{"n":{i}}}') for i in range(30)))
+    # a reset of the clock reloads every counter from the ledger in the database
+    await emulator.control("PUT", "/clock", {"now": ms("2026-11-10T13:00:00")})
+    assert (await quota(emulator))["used"] == 30
+
+
+# --- rate ceilings -------------------------------------------------------------------------------
+@pytest.mark.settings(device_write_burst=3, device_writes_per_second=1)
+async def test_the_device_write_ceiling_is_a_token_bucket(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    device = emulator.device()
+    assert [(await device.send('{"a":1}'))[0] for _ in range(3)] == [201] * 3
+    status, body = await device.send('{"a":1}')
+    assert (status, json.loads(body)["code"]) == (429, "HEM4012")
+    assert "retry in 1 s" in json.loads(body)["message"]
+    await emulator.control("POST", "/clock/advance", {"seconds": 1})
+    assert (await device.send('{"a":1}'))[0] == 201
+
+
+@pytest.mark.settings(api_calls_per_minute=3)
+async def test_the_api_budget_answers_soracoms_rate_limit_headers(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:30")
+    api = await emulator.api()
+    first = await api.get("/v1/subscribers")
+    assert first.headers["X-Soracom-Ratelimit-Limit"] == "3"
+    assert first.headers["X-Soracom-Ratelimit-Remaining"] == "2"
+    await api.get("/v1/groups")
+    await api.get("/v1/groups")
+    refused = await api.get("/v1/subscribers")
+    assert (refused.status, refused.json["code"]) == (429, "HEM1007")
+    assert refused.headers["X-Soracom-Ratelimit-Remaining"] == "0"
+    assert refused.headers["X-Soracom-Ratelimit-Seconds-Before-Refresh"] == "30"
+    other = await emulator.new_operator()  # per operator
+    assert (await other.get("/v1/subscribers")).status == 200
+    await emulator.control("POST", "/clock/advance", {"seconds": 30})
+    api = await emulator.api()
+    assert (await api.get("/v1/subscribers")).status == 200
+
+
+@pytest.mark.settings(rate_limits=False, device_write_burst=1)
+async def test_one_setting_turns_the_ceilings_off(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    device = emulator.device()
+    assert [(await device.send('{"a":1}'))[0] for _ in range(5)] == [201] * 5
+
+
+# --- balance control -----------------------------------------------------------------------------
+@pytest.mark.settings(max_payload_bytes=8192)
+async def test_balance_control_refuses_writes_once_charges_pass_the_ceiling(
+    emulator: Emulator,
+) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    await enable_batches(emulator)
+    status, body = await emulator.control(
+        "PUT", "/operators/OP0000000000/balance", {"ceiling": 0.01}
+    )
+    assert (status, body["balanceCeiling"]) == (200, 0.01)
+    assert set(await write_many(emulator, 2300)) == {201}  # 300 x 0.00004 = 0.012 -> 0.02
+    assert (await meter(emulator))["charges"] == 0.02
+    status, body = await emulator.device().send(json.dumps([{"t": 1}]))
+    assert (status, json.loads(body)["code"]) == (403, "HEM4014")
+    assert "0.01" in json.loads(body)["message"]
+    assert (await meter(emulator))["refusingWrites"] is True
+    await emulator.control("PUT", "/operators/OP0000000000/balance", {"ceiling": 1})
+    assert set(await write_many(emulator, 1)) == {201}
+    await emulator.control("PUT", "/operators/OP0000000000/balance", {"ceiling": 0})
+    assert (await emulator.device().send(json.dumps([{"t": 2}])))[0] == 403
+    await freeze(emulator, "2026-12-01T00:00:00")  # the month rolls over
+    assert set(await write_many(emulator, 1)) == {201}
+
+
+@pytest.mark.parametrize("body", [{"ceiling": -1}, {"ceiling": "lots"}, {"limit": 1}, {}])
+async def test_bad_ceilings_are_400(emulator: Emulator, body: dict[str, Any]) -> None:
+    status, _ = await emulator.control("PUT", "/operators/OP0000000000/balance", body)
+    assert status == 400
+
+
+# --- bills ---------------------------------------------------------------------------------------
+async def test_one_sim_one_day_under_the_bundle(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    await emulator.device().send('{"a":1}')
+    api = await emulator.api()
+    month = await api.get("/v1/bills/202611")
+    # the SIM-days of November so far at 0.05 each; all inside the 1.55 free tier -> 0.00
+    assert (month.status, month.json["amount"], month.json["state"]) == (200, 0, "temporary")
+    daily = await api.get("/v1/bills/202611/daily")
+    assert {"date": "20261110", "amount": 0.05, "currency": "USD"} in daily.json["billList"]
+    latest = await api.get("/v1/bills/latest")
+    assert latest.json["amount"] == 0
+    assert latest.json["lastEvaluatedTime"] == "20261110120000"
+
+
+async def test_forty_sims_over_a_month_with_the_free_tier(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-01T00:00:00")
+    for _ in range(39):
+        await emulator.new_sim()
+    # walk November day by day into December: every midnight records each SIM's day
+    await emulator.control("POST", "/clock/advance", {"seconds": 30 * DAY_S})
+    api = await emulator.api()
+    november = (await api.get("/v1/bills/202611")).json
+    # 40 SIMs x 30 days x 0.05 = 60.00, less the 1.55 free tier = 58.45 USD
+    assert (november["amount"], november["state"]) == (58.45, "closed")
+    history = (await api.get("/v1/bills")).json["billList"]
+    assert history[0]["yearMonth"] == "202611"
+    [items] = [
+        s
+        for s in (await api.get("/v1/bills/summaries/bill_items")).json
+        if s["yearMonth"] == "202611"
+    ]
+    lines = {i["billItemName"]: i["amount"] for i in items["costBreakdownList"]}
+    assert lines == {"Harvest Data Option": 60.0, "Harvest Data Option Free Tier": -1.55}
+    [sims] = [
+        s for s in (await api.get("/v1/bills/summaries/sims")).json if s["yearMonth"] == "202611"
+    ]
+    assert len(sims["costBreakdownList"]) == 40
+    assert {s["amount"] for s in sims["costBreakdownList"]} == {1.5}  # 30 x 0.05, gross
+
+
+async def test_a_month_boundary_makes_two_bills(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-30T23:59:59")
+    await emulator.device().send('{"a":1}')
+    await emulator.control("POST", "/clock/advance", {"seconds": 2})
+    await emulator.device().send('{"b":1}')
+    api = await emulator.api()
+    november = (await api.get("/v1/bills/202611/daily")).json["billList"]
+    december = (await api.get("/v1/bills/202612/daily")).json["billList"]
+    assert [d["date"] for d in december] == ["20261201"]
+    assert "20261130" in [d["date"] for d in november]
+    # each month has its own free tier: both bills are 0.00 for one SIM
+    assert (await api.get("/v1/bills/202612")).json["amount"] == 0
+
+
+@pytest.mark.parametrize("month", ["2026-11", "202613", "abc"])
+async def test_a_bad_month_is_400(emulator: Emulator, month: str) -> None:
+    api = await emulator.api()
+    assert (await api.get(f"/v1/bills/{month}")).status == 400
+
+
+async def test_a_month_without_charges_is_404(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    api = await emulator.api()
+    assert (await api.get("/v1/bills/202501")).status == 404
+    assert (await api.get("/v1/bills/202701")).status == 404
+
+
+async def test_bills_are_per_operator(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    other = await emulator.new_operator()
+    assert (await other.get("/v1/bills/202611")).status == 404
+    assert (await other.get("/v1/bills/latest")).json["amount"] == 0
+
+
+# --- stats ---------------------------------------------------------------------------------------
+async def test_harvest_stats_count_writes_and_reads(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:01:00")
+    for _ in range(3):
+        await emulator.device().send('{"a":1}')
+        await emulator.control("POST", "/clock/advance", {"seconds": 0.001})
+    api = await emulator.api()
+    await api.get(f"/v1/subscribers/{IMSI}/data")
+    start = ms("2026-11-10T00:00:00") // 1000
+    day = await api.get(
+        f"/v1/stats/harvest/subscribers/{IMSI}",
+        **{"from": start, "to": start + 60, "period": "day"},
+    )
+    assert day.json == [
+        {"unixtime": start, "harvestStatsMap": {"read": {"count": 1}, "write": {"count": 3}}}
+    ]
+    minutes = await api.get(
+        f"/v1/stats/harvest/subscribers/{IMSI}",
+        **{"from": start, "to": start + DAY_S - 1, "period": "minutes"},
+    )
+    assert minutes.json == [
+        {"unixtime": ms("2026-11-10T12:00:00") // 1000, "harvestStatsMap": {"write": {"count": 3}}}
+    ]
+    month = await api.get(
+        f"/v1/stats/harvest/subscribers/{IMSI}", **{"from": start, "to": start, "period": "month"}
+    )
+    assert month.json[0]["unixtime"] == ms("2026-11-01T00:00:00") // 1000
+    exported = await api.get(f"/v1/stats/harvest/operators/{api.operator_id}", year_month="202611")
+    assert exported.json == {"yearMonth": "202611", "exportedBytes": 3 * len('{"a":1}')}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": 1, "to": 2},
+        {"from": 2, "to": 1, "period": "day"},
+        {"from": "x", "to": 1, "period": "day"},
+        {"to": 1, "period": "day"},
+        {"from": 1, "to": 2, "period": "hour"},
+    ],
+)
+async def test_bad_stats_queries_are_400(emulator: Emulator, params: dict[str, Any]) -> None:
+    api = await emulator.api()
+    assert (await api.get(f"/v1/stats/harvest/subscribers/{IMSI}", **params)).status == 400
+
+
+async def test_stats_of_another_operators_sim_are_404(emulator: Emulator) -> None:
+    other = await emulator.new_operator()
+    reply = await other.get(
+        f"/v1/stats/harvest/subscribers/{IMSI}", **{"from": 1, "to": 2, "period": "day"}
+    )
+    assert reply.status == 404
+
+
+# --- clock jumps ---------------------------------------------------------------------------------
+async def test_a_clock_jump_sweeps_expired_entries_from_the_file(emulator: Emulator) -> None:
+    await freeze(emulator, "2026-11-10T12:00:00")
+    for i in range(5):
+        await emulator.device().send(
+            f'{{"i":{i}}}', headers={"X-Soracom-Timestamp": str(ms("2026-11-09") + i)}
+        )
+    path = emulator.settings.database_path
+    assert path is not None
+
+    def rows() -> int:
+        with sqlite3.connect(path) as db:
+            return int(db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    assert rows() == 5
+    await emulator.control("POST", "/clock/advance", {"seconds": 41 * DAY_S})
+    assert rows() == 0  # deleted, not only hidden, when the jump answers
