@@ -37,6 +37,9 @@ BEAM_MARKERS = ("X-Soracom-Signature", "X-Soracom-Signature-Version", "X-Soracom
 async def read_bounded(request: web.Request, limit: int) -> bytes:
     """At most ``limit + 1`` bytes of the body: enough to tell the ingest it is too large,
     without buffering whatever a broken client may send."""
+    length = request.content_length
+    if length is not None and length <= limit:
+        return await request.read()  # the usual case: one call
     chunks: list[bytes] = []
     size = 0
     while size <= limit:
@@ -62,10 +65,11 @@ def parse_timestamp(raw: str | None) -> int | None:
 
 
 def is_unified(request: web.Request) -> bool:
-    host = (request.host or "").rsplit(":", 1)[0].lower()
-    return (
-        host in HOSTS or request.path == PATH_PREFIX or request.path.startswith(PATH_PREFIX + "/")
-    )
+    path = request.path
+    if path == PATH_PREFIX or path.startswith(PATH_PREFIX + "/"):
+        return True
+    host = request.headers.get("Host")
+    return host is not None and host.rsplit(":", 1)[0].lower() in HOSTS
 
 
 def beam_identity(request: web.Request) -> str | None:

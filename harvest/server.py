@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 #: How long shutdown waits for in-flight requests before closing connections.
 SHUTDOWN_TIMEOUT_S = 10.0
+#: Allocations between young-generation collections (CPython's default is 700).
+GC_THRESHOLD = 50_000
 
 
 def _url(address: object) -> str:
@@ -75,6 +78,11 @@ async def run(
             await site.start()
             port = port or runner.addresses[-1][1]
         app[LISTENERS].up("http", [_url(a) for a in runner.addresses])
+        # Everything allocated so far lives as long as the process: move it out of the
+        # collector's way, and collect the young generation less often. Both cut the pauses
+        # that showed in the page-read p99 (tests/bench) and the per-write cost.
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 20, 20)
         print(banner(app, settings), file=out, flush=True)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,6 +272,22 @@ class _Plan:
         return self.steps
 
 
+def _commit_on_writer_thread(db: sqlite3.Connection, mutations: Sequence[Mutation]) -> None:
+    """Run on aiosqlite's thread: build the plan and commit it, or roll back."""
+    plan = _Plan()
+    for mutation in mutations:
+        plan.add(mutation)
+    steps = plan.finish()
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, rows in steps:
+            db.executemany(sql, rows)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 class SqliteStore:
     """:class:`~harvest.storage.base.Store` on one SQLite file."""
 
@@ -401,20 +418,16 @@ class SqliteStore:
             waiter.future.set_exception(error)
 
     async def _transaction(self, mutations: Sequence[Mutation]) -> None:
+        """Plan and commit ``mutations`` in one transaction, in one trip to the writer thread.
+
+        aiosqlite's public calls each cost a round trip between the event loop and its thread;
+        a batch would take five. ``Connection._execute`` (what every aiosqlite call uses
+        underneath) runs one function on that thread instead, so the plan is built and the whole
+        transaction committed there, with the loop free meanwhile.
+        """
         db = self._writer
         assert db is not None
-        plan = _Plan()
-        for mutation in mutations:
-            plan.add(mutation)
-        steps = plan.finish()
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, rows in steps:
-                await db.executemany(sql, rows)
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
+        await db._execute(_commit_on_writer_thread, db._conn, mutations)  # type: ignore[no-untyped-call]
         self._batches += 1
         self._mutations += len(mutations)
         self._largest_batch = max(self._largest_batch, len(mutations))

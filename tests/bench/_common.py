@@ -122,7 +122,11 @@ def emulator_args(data_dir: Path, *extra: str) -> list[str]:
     ports are free ports too, so runs never collide with another emulator."""
     return [
         *("-m", "harvest", "serve", "--port", "0", "--data-dir", str(data_dir)),
-        *("--harvest-port", "0", "--unified-port", "0", *extra),
+        *("--harvest-port", "0", "--unified-port", "0"),
+        # One SIM sending as fast as it can: the per-SIM ceiling (and the API budget for the
+        # page-read samples) would answer 429 long before the server is saturated.
+        "--no-rate-limits",
+        *extra,
     ]
 
 
