@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import cast
 
 from gateway.raw import BUSY, FAILED, RawReply, Replies, upload
@@ -79,11 +80,13 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                 self._send(self.replies.refused(error, addr[0]), addr)
         if accepted:
             self.in_flight += len(accepted)
-            task = asyncio.get_running_loop().create_task(self._commit(accepted))
+            task = asyncio.get_running_loop().create_task(
+                self._commit(accepted, time.perf_counter())
+            )
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _commit(self, accepted: list[tuple[Accepted, Address]]) -> None:
+    async def _commit(self, accepted: list[tuple[Accepted, Address]], started: float) -> None:
         try:
             await self.ingest.commit([a for a, _ in accepted])
         except Exception:
@@ -93,6 +96,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         else:
             for item, addr in accepted:
                 self._send(self.replies.accepted(item), addr)
+            if self.ingest.metrics is not None:
+                latency = self.ingest.metrics.write_latency.labels("udp")
+                elapsed = time.perf_counter() - started
+                for _ in accepted:
+                    latency.observe(elapsed)
         finally:
             self.in_flight -= len(accepted)
 

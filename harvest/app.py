@@ -9,6 +9,7 @@ from harvest.api import auth, data, groups, logs, subscribers
 from harvest.clock import EmulatorClock
 from harvest.context import API_APP, CLOCK, LISTENERS, SETTINGS, Listeners, services_context
 from harvest.control import control_app
+from harvest.metrics import METRICS, Metrics, api_metrics_middleware, get_metrics
 from harvest.settings import Settings
 from harvest.web import error_middleware
 from quotas.app import setup_quotas
@@ -19,7 +20,7 @@ API_MAX_BODY = 1024 * 1024
 
 def api_app() -> web.Application:
     """``/v1``: handlers are the snake_case of SORACOM's operationIds."""
-    app = web.Application(middlewares=[auth.auth_middleware])
+    app = web.Application(middlewares=[api_metrics_middleware, auth.auth_middleware])
     r = app.router
     r.add_post("/auth", auth.auth)
     r.add_post("/auth/logout", auth.logout)
@@ -78,6 +79,7 @@ def setup_harvest(app: web.Application, settings: Settings) -> None:
     app.cleanup_ctx.append(services_context)
     app[API_APP] = api_app()  # mounted by create_app once every package has added its routes
     app.add_subapp("/_emulator", control_app())
+    app.router.add_get("/metrics", get_metrics)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -88,6 +90,9 @@ def create_app(settings: Settings) -> web.Application:
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=API_MAX_BODY)
     app[SETTINGS] = settings
+    app[METRICS] = Metrics(
+        per_sim=settings.metrics_per_sim, per_sim_cap=settings.metrics_per_sim_cap
+    )
     app[CLOCK] = EmulatorClock()
     app[LISTENERS] = Listeners()
     setup_harvest(app, settings)

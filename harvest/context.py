@@ -16,6 +16,7 @@ from harvest.clock import EmulatorClock
 from harvest.domain import ApiToken
 from harvest.errorlog import ErrorLog
 from harvest.ingest import IngestService
+from harvest.metrics import METRICS, StateCollector
 from harvest.registry import Provisioning, Registry
 from harvest.settings import Settings
 from harvest.storage import MemoryStore, SqliteStore, Store
@@ -106,6 +107,8 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
     """Open the store, load (or provision) the state and build the ingest service."""
     settings = app[SETTINGS]
     store = make_store(settings)
+    if isinstance(store, SqliteStore):
+        store.on_batch = app[METRICS].observe_commit
     await store.open()
     try:
         registry = Registry(store, app[CLOCK], provisioning(settings))
@@ -114,12 +117,23 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
         app[REGISTRY] = registry
         app[ERROR_LOG] = error_log = ErrorLog(app[CLOCK])
         app[QUOTAS] = quotas = make_quotas(settings, app[CLOCK])
+        metrics = app[METRICS]
+        metrics.add_collector(
+            StateCollector(
+                lambda: (sim.status.value for sim in registry.all_sims()),
+                lambda: (
+                    (op.operator_id, float(quotas.charges(op.operator_id)))
+                    for op in registry.operators()
+                ),
+            )
+        )
         app[INGEST] = IngestService(
             registry=registry,
             store=store,
             clock=app[CLOCK],
             error_log=error_log,
             quotas=quotas,
+            metrics=metrics,
             resolve=SessionTable(registry, settings.ue_routes).resolve,
             max_payload_bytes=settings.max_payload_bytes,
         )

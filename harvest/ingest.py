@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,10 +26,12 @@ from harvest.domain import (
     ResourceType,
     Sim,
     SimStatus,
+    Transport,
     Upload,
 )
 from harvest.errorlog import ErrorLog
 from harvest.errors import HarvestError
+from harvest.metrics import Metrics
 from harvest.options import HarvestOptions, OptionError, apply_options, options_from_config
 from harvest.registry import Registry
 from harvest.storage.base import PutEntries, Store, Usage, UsageKind
@@ -93,6 +96,7 @@ class Accepted:
     group: Group
     mutation: PutEntries
     reservation: Reservation
+    transport: Transport
 
     @property
     def entries(self) -> int:
@@ -117,8 +121,10 @@ class IngestService:
         max_payload_bytes: int,
         error_log: ErrorLog,
         quotas: QuotaService,
+        metrics: Metrics | None = None,
     ) -> None:
         self._quotas = quotas
+        self.metrics = metrics
         self._registry = registry
         self._error_log = error_log
         self._options_cache: dict[tuple[str, int], HarvestOptions] = {}
@@ -154,15 +160,28 @@ class IngestService:
 
     async def ingest(self, upload: Upload) -> Accepted:
         """Store one upload; raises :class:`HarvestError` for every refusal."""
-        accepted = self.prepare(upload)
-        await self.commit([accepted])
+        started = time.perf_counter()
+        try:
+            accepted = self.prepare(upload)
+            await self.commit([accepted])
+        finally:
+            if self.metrics is not None:
+                self.metrics.write_latency.labels(upload.transport.value).observe(
+                    time.perf_counter() - started
+                )
         return accepted
 
     def prepare(self, upload: Upload) -> Accepted:
         """Every check and conversion, without storing; raises :class:`HarvestError`."""
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.writes_received.labels(upload.transport.value).inc()
+            metrics.payload_size.labels(upload.transport.value).observe(len(upload.body))
         try:
             return self._prepare(upload)
         except HarvestError as error:
+            if metrics is not None:
+                metrics.writes_refused.labels(upload.transport.value, error.code).inc()
             log.info(
                 "refused %s write from %s: %s %s",
                 upload.transport,
@@ -196,8 +215,26 @@ class IngestService:
             for item in accepted:  # not stored: those writes do not count
                 self._quotas.release(item.sim.operator_id, item.reservation)
             raise
+        if self.metrics is not None:
+            self._count_stored(self.metrics, accepted)
         for imsi in {a.sim.imsi for a in accepted if a.sim.status is not SimStatus.ACTIVE}:
             await self._registry.activate_on_traffic(imsi)
+
+    def _count_stored(self, metrics: Metrics, accepted: Sequence[Accepted]) -> None:
+        for item in accepted:
+            count = item.entries
+            metrics.writes_stored.labels(item.transport.value).inc(count)
+            metrics.stored_bytes.inc(sum(len(e.content) for e in item.mutation.entries))
+            reservation = item.reservation
+            if reservation.included:
+                metrics.bundle_writes.labels("included").inc(reservation.included)
+            if reservation.overage:
+                metrics.bundle_writes.labels("overage").inc(reservation.overage)
+                # the send that crossed the 2,000: some included, or none left before it
+                used_after = self._quotas.quota(item.sim.imsi).used
+                if used_after - reservation.count <= self._quotas.bundle.included:
+                    metrics.bundle_exhausted.inc()
+            metrics.sim_stored(item.sim.imsi, count)
 
     def _binary(self, body: bytes, sim: Sim, group: Group) -> str:
         """Binary through the group's Binary Parser, or the plain payload form.
@@ -267,7 +304,7 @@ class IngestService:
             Usage(sim.operator_id, sim.imsi, self._day(now), UsageKind.WRITE, count),
             Usage(sim.operator_id, sim.imsi, self._bucket(now), UsageKind.WRITE_5MIN, count),
         )
-        return Accepted(sim, group, PutEntries(entries, now, usage), reservation)
+        return Accepted(sim, group, PutEntries(entries, now, usage), reservation, upload.transport)
 
     def _options(self, group: Group) -> HarvestOptions:
         """The group's Harvest options, parsed once per version of the group."""

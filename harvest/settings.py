@@ -62,6 +62,8 @@ class Settings:
     balance_ceiling: str = _setting("", "USD the default operator's month may reach (empty = none)")
     retention_sweep_interval: float = _setting(60.0, "seconds between retention sweep passes")
     retention_sweep_rows: int = _setting(1000, "most expired entries one sweep pass deletes")
+    metrics_per_sim: bool = _setting(False, "per-SIM write series in /metrics (unbounded: capped)")
+    metrics_per_sim_cap: int = _setting(1000, "most SIMs that get their own metric series")
     data_dir: Path = _setting(Path(".harvest"), "directory of the SQLite database")
     memory: bool = _setting(False, "keep everything in memory; nothing touches the disk")
     max_payload_bytes: int = _setting(1024, "largest device write in bytes; 413 above (spec A2)")

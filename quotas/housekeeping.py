@@ -26,6 +26,7 @@ from aiohttp import web
 from harvest.clock import EmulatorClock
 from harvest.context import CLOCK, QUOTAS, REGISTRY, SETTINGS, STORE
 from harvest.domain import Group, ResourceType, Sim, SimStatus
+from harvest.metrics import METRICS, Metrics
 from harvest.registry import Registry
 from harvest.storage.base import (
     EntryQuery,
@@ -62,7 +63,9 @@ class Housekeeping:
         quotas: QuotaService,
         sweep_rows: int,
         sweep_interval_s: float,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._clock = clock
         self._store = store
         self._registry = registry
@@ -162,6 +165,14 @@ class Housekeeping:
         It goes through every operator's resources with a cursor kept between passes, so each
         pass does bounded work and a full cycle visits every resource.
         """
+        deleted = await self._sweep_pass(max_rows)
+        self.swept += deleted
+        if self._metrics is not None:
+            self._metrics.retention_sweeps.inc()
+            self._metrics.entries_expired.inc(deleted)
+        return deleted
+
+    async def _sweep_pass(self, max_rows: int | None) -> int:
         budget = self._sweep_rows if max_rows is None else max_rows
         self._cycle_done = False
         deleted = 0
@@ -203,7 +214,6 @@ class Housekeeping:
                 if budget <= 0:
                     break
             self._cursor = (operator_id, after)
-        self.swept += deleted
         return deleted
 
     async def _count_expired(
@@ -285,6 +295,7 @@ async def housekeeping_context(app: web.Application) -> AsyncIterator[None]:
         quotas=app[QUOTAS],
         sweep_rows=settings.retention_sweep_rows,
         sweep_interval_s=settings.retention_sweep_interval,
+        metrics=app[METRICS],
     )
     app[REGISTRY].listeners.append(housekeeping.state_changed)
     await housekeeping.reload()

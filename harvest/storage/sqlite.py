@@ -16,7 +16,8 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -298,6 +299,8 @@ class SqliteStore:
         self._reader: aiosqlite.Connection | None = None
         self._queue: asyncio.Queue[_Waiter | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        #: Told (mutations, seconds) after each committed transaction (metrics).
+        self.on_batch: Callable[[int, float], None] | None = None
         self._batches = 0
         self._mutations = 0
         self._largest_batch = 0
@@ -427,7 +430,10 @@ class SqliteStore:
         """
         db = self._writer
         assert db is not None
+        started = time.perf_counter()
         await db._execute(_commit_on_writer_thread, db._conn, mutations)  # type: ignore[no-untyped-call]
+        if self.on_batch is not None:
+            self.on_batch(len(mutations), time.perf_counter() - started)
         self._batches += 1
         self._mutations += len(mutations)
         self._largest_batch = max(self._largest_batch, len(mutations))

@@ -1,0 +1,244 @@
+"""Prometheus metrics: one registry owned by the application, served at ``GET /metrics``.
+
+Names follow Prometheus conventions: one ``harvest_`` prefix, base units (seconds, bytes, USD),
+``_total`` on counters. No label takes an IMSI by default, since a fleet's SIMs are an unbounded
+set; per-SIM write counters exist only with the ``metrics_per_sim`` setting, capped at
+``metrics_per_sim_cap`` SIMs, and every series refused past the cap is counted in
+``harvest_metrics_series_dropped_total``.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from harvest import __version__
+from harvest.errors import HarvestError
+from harvest.web import Handler
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+#: Latency buckets in seconds: device writes are milliseconds, commits up to seconds.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+#: Payload sizes in bytes, around the 1 KiB default limit (spec A2).
+SIZE_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 16384, 65536)
+#: Mutations per SQLite transaction.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+class Metrics:
+    """Every metric of the emulator, registered in one :class:`CollectorRegistry`."""
+
+    def __init__(self, *, per_sim: bool = False, per_sim_cap: int = 1000) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.writes_received = Counter(
+            "harvest_device_writes_received_total",
+            "Device writes received, by protocol (http, tcp, udp).",
+            ["protocol"],
+            registry=r,
+        )
+        self.writes_stored = Counter(
+            "harvest_device_writes_stored_total",
+            "Device writes stored (a batch element counts as one), by protocol.",
+            ["protocol"],
+            registry=r,
+        )
+        self.writes_refused = Counter(
+            "harvest_device_writes_refused_total",
+            "Device writes refused, by protocol and reason (the error code).",
+            ["protocol", "reason"],
+            registry=r,
+        )
+        self.stored_bytes = Counter(
+            "harvest_stored_bytes_total", "Bytes of content stored.", registry=r
+        )
+        self.write_latency = Histogram(
+            "harvest_device_write_duration_seconds",
+            "Time from a device write's arrival to its answer, by protocol.",
+            ["protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.payload_size = Histogram(
+            "harvest_device_payload_size_bytes",
+            "Size of device payloads, by protocol.",
+            ["protocol"],
+            buckets=SIZE_BUCKETS,
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "harvest_api_requests_total",
+            "Management API calls, by operation (SORACOM's operationId) and status.",
+            ["operation", "status"],
+            registry=r,
+        )
+        self.api_latency = Histogram(
+            "harvest_api_request_duration_seconds",
+            "Management API call duration, by operation.",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.bundle_writes = Counter(
+            "harvest_bundle_writes_total",
+            "Writes counted against the daily bundle, by kind (included, overage).",
+            ["kind"],
+            registry=r,
+        )
+        self.bundle_exhausted = Counter(
+            "harvest_bundle_exhausted_total",
+            "SIM-days that used up their 2,000 included writes.",
+            registry=r,
+        )
+        self.retention_sweeps = Counter(
+            "harvest_retention_sweeps_total", "Retention sweep passes.", registry=r
+        )
+        self.entries_expired = Counter(
+            "harvest_entries_expired_total",
+            "Entries deleted because they passed their retention.",
+            registry=r,
+        )
+        self.commit_batch = Histogram(
+            "harvest_group_commit_batch_size",
+            "Mutations committed per SQLite transaction (group commit).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.commit_latency = Histogram(
+            "harvest_group_commit_duration_seconds",
+            "Time to commit one group-commit transaction, fsync included.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "harvest_build_info",
+            "Always 1; the labels say which emulator this is.",
+            ["version", "python"],
+            registry=r,
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        self.series_dropped = Counter(
+            "harvest_metrics_series_dropped_total",
+            "Per-SIM series not created because the cap was reached.",
+            registry=r,
+        )
+        self.per_sim = per_sim
+        self.per_sim_cap = per_sim_cap
+        self._sim_series: set[str] = set()
+        self.sim_writes = (
+            Counter(
+                "harvest_sim_writes_total",
+                "Writes stored per SIM (only with the metrics_per_sim setting; capped).",
+                ["imsi"],
+                registry=r,
+            )
+            if per_sim
+            else None
+        )
+
+    def observe_commit(self, mutations: int, seconds: float) -> None:
+        self.commit_batch.observe(mutations)
+        self.commit_latency.observe(seconds)
+
+    def sim_stored(self, imsi: str, count: int) -> None:
+        """Count a SIM's writes in its own series, within the cap."""
+        if self.sim_writes is None:
+            return
+        if imsi not in self._sim_series:
+            if len(self._sim_series) >= self.per_sim_cap:
+                self.series_dropped.inc()
+                return
+            self._sim_series.add(imsi)
+        self.sim_writes.labels(imsi).inc(count)
+
+    def add_collector(self, collector: Collector) -> None:
+        self.registry.register(collector)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class StateCollector(Collector):
+    """What is read from the state when Prometheus scrapes, not counted per write:
+    ``harvest_sims{status}`` and ``harvest_month_charges_usd{operator}`` (the running meter of
+    balance control; operators are few, so the label is bounded)."""
+
+    def __init__(
+        self,
+        statuses: Callable[[], Iterable[str]],
+        charges: Callable[[], Iterable[tuple[str, float]]],
+    ) -> None:
+        self._statuses = statuses
+        self._charges = charges
+
+    def collect(self) -> Iterable[Metric]:
+        sims = GaugeMetricFamily("harvest_sims", "SIMs by status.", labels=["status"])
+        counts: dict[str, int] = {}
+        for status in self._statuses():
+            counts[status] = counts.get(status, 0) + 1
+        for status in ("ready", "active", "inactive", "standby", "suspended", "terminated"):
+            sims.add_metric([status], counts.get(status, 0))
+        yield sims
+        charges = GaugeMetricFamily(
+            "harvest_month_charges_usd",
+            "Running charges of the current UTC month in USD, by operator.",
+            labels=["operator"],
+        )
+        for operator_id, amount in self._charges():
+            charges.add_metric([operator_id], amount)
+        yield charges
+
+
+def operation_of(request: web.Request) -> str:
+    """The handler's name, i.e. the snake_case of SORACOM's operationId (or ``unknown``)."""
+    route = request.match_info.route
+    handler = getattr(route, "handler", None)
+    return str(getattr(handler, "__name__", "unknown")) if route.resource is not None else "unknown"
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+@web.middleware
+async def api_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every ``/v1`` call by operation and status."""
+    started = time.perf_counter()
+    operation = operation_of(request)
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except HarvestError as error:
+        status = error.status
+        raise
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    finally:
+        metrics = request.config_dict[METRICS]
+        metrics.api_requests.labels(operation, str(status)).inc()
+        metrics.api_latency.labels(operation).observe(time.perf_counter() - started)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: the Prometheus text exposition."""
+    response = web.Response(body=request.config_dict[METRICS].exposition())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
