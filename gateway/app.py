@@ -21,6 +21,7 @@ from gateway.tcp import TcpServer
 from gateway.udp import UdpEndpoint
 from harvest.context import INGEST, LISTENERS, SETTINGS
 from harvest.domain import Transport
+from harvest.requestlog import REQUEST_LOG
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,9 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
         for name, port_setting in ENDPOINTS:
             port = getattr(settings, port_setting)
             tcp = TcpServer(
-                RawHandler(ingest, Transport.TCP, unified=name == "unified"),
+                RawHandler(
+                    ingest, Transport.TCP, unified=name == "unified", requests=app[REQUEST_LOG]
+                ),
                 idle_timeout=settings.tcp_idle_timeout,
                 max_connections=settings.tcp_max_connections,
                 name=f"{name}-tcp",
@@ -80,6 +83,7 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                     max_in_flight=settings.udp_max_in_flight,
                     name=f"{name}-udp",
                     unified=name == "unified",
+                    requests=app[REQUEST_LOG],
                 )
                 await loop.create_datagram_endpoint(
                     functools.partial(_same, endpoint), local_addr=(host, port)

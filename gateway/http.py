@@ -15,6 +15,7 @@ the reply; it decides nothing else. Three entry points share it:
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
@@ -24,6 +25,8 @@ from harvest import errors
 from harvest.context import CLOCK, INGEST, SETTINGS
 from harvest.domain import Transport, Upload
 from harvest.errors import HarvestError
+from harvest.faults import Dropped
+from harvest.requestlog import REQUEST_LOG
 from harvest.web import dumps, json_response
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,37 @@ def beam_identity(request: web.Request) -> str | None:
 
 
 async def write_data(request: web.Request) -> web.Response:
-    """Store the body as one entry for the SIM that sent it; see the module docstring."""
+    """Store the body as one entry for the SIM that sent it; see the module docstring.
+
+    Every write goes to the request log with its status; a ``drop`` fault closes the
+    connection without an answer.
+    """
+    started = time.perf_counter()
+    ingest = request.app[INGEST]
+    peer = request.remote or ""
+    status, imsi, size = 500, None, request.content_length or 0
+    try:
+        response, imsi = await _write(request)
+        status = response.status
+        return response
+    except HarvestError as error:
+        status = error.status
+        raise
+    except Dropped:
+        status = 0
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=503)  # never sent: the connection is gone
+    finally:
+        if imsi is None:
+            sim = ingest.sim_of(Upload(Transport.HTTP, peer, b""))
+            imsi = None if sim is None else sim.imsi
+        request.app[REQUEST_LOG].record(
+            "http", peer, imsi, status, size, time.perf_counter() - started, request.path
+        )
+
+
+async def _write(request: web.Request) -> tuple[web.Response, str | None]:
     ingest = request.app[INGEST]
     unified = is_unified(request)
     body = await read_bounded(request, ingest.max_payload_bytes)
@@ -124,12 +157,12 @@ async def write_data(request: web.Request) -> web.Response:
         group = ingest.group_of(request.remote or "") if unified else None
         if unified and response_format(group) is ResponseFormat.UNIFIED:
             status, reply = unified_reply(error.status, dumps(error.body()))
-            return json_response(reply, status=status)
+            return json_response(reply, status=status), None
         raise
     if unified and response_format(accepted.group) is ResponseFormat.UNIFIED:
         status, reply = unified_reply(201, "")
-        return json_response(reply, status=status)
-    return web.Response(status=201)
+        return json_response(reply, status=status), accepted.sim.imsi
+    return web.Response(status=201), accepted.sim.imsi
 
 
 async def wrong_method(request: web.Request) -> web.Response:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 from gateway.unified import ResponseFormat, raw_unified_reply, response_format
 from harvest.domain import Group, Transport, Upload
 from harvest.errors import HarvestError
+from harvest.faults import Dropped
 from harvest.ingest import Accepted, IngestService
+from harvest.requestlog import RequestLog
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +70,43 @@ class Replies:
 class RawHandler:
     """Turns one raw TCP message into one reply through the ingest service."""
 
-    def __init__(self, ingest: IngestService, transport: Transport, *, unified: bool) -> None:
+    def __init__(
+        self,
+        ingest: IngestService,
+        transport: Transport,
+        *,
+        unified: bool,
+        requests: RequestLog | None = None,
+    ) -> None:
         self.ingest = ingest
+        self.requests = requests
         self.transport = transport
         self.replies = Replies(ingest, unified=unified)
 
     async def __call__(self, body: bytes, peer: str) -> RawReply:
+        started = time.perf_counter()
+        message = upload(self.transport, peer, body)
+        status, imsi = 201, None
         try:
-            accepted = await self.ingest.ingest(upload(self.transport, peer, body))
+            accepted = await self.ingest.ingest(message)
+            imsi = accepted.sim.imsi
+            return self.replies.accepted(accepted)
         except HarvestError as error:
+            status = error.status
             return self.replies.refused(error, peer)
+        except Dropped:
+            status = 0
+            return RawReply(b"", hang_up=True)  # no answer: the connection is closed
         except Exception:
             log.exception("storing a %s message from %s failed", self.transport, peer)
+            status = 500
             return RawReply(FAILED)
-        return self.replies.accepted(accepted)
+        finally:
+            if imsi is None:
+                sim = self.ingest.sim_of(message)
+                imsi = None if sim is None else sim.imsi
+            if self.requests is not None:
+                self.requests.record(
+                    self.transport.value, peer, imsi, status, len(body),
+                    time.perf_counter() - started, "unified" if self.replies.unified else "harvest",
+                )  # fmt: skip

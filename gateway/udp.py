@@ -15,9 +15,11 @@ import time
 from typing import cast
 
 from gateway.raw import BUSY, FAILED, RawReply, Replies, upload
-from harvest.domain import Transport
+from harvest.domain import Transport, Upload
 from harvest.errors import HarvestError
+from harvest.faults import Dropped
 from harvest.ingest import Accepted, IngestService
+from harvest.requestlog import RequestLog
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +30,16 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     """One UDP socket; see the module docstring."""
 
     def __init__(
-        self, ingest: IngestService, *, max_in_flight: int, name: str, unified: bool = False
+        self,
+        ingest: IngestService,
+        *,
+        max_in_flight: int,
+        name: str,
+        unified: bool = False,
+        requests: RequestLog | None = None,
     ) -> None:
         self.ingest = ingest
+        self.requests = requests
         self.replies = Replies(ingest, unified=unified)
         self.max_in_flight = max_in_flight
         self.name = name
@@ -65,6 +74,14 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         log.debug("%s: %s", self.name, exc)
 
+    def _record(self, message: Upload, status: int, elapsed: float) -> None:
+        if self.requests is not None:
+            sim = self.ingest.sim_of(message)
+            self.requests.record(
+                "udp", message.peer, None if sim is None else sim.imsi, status, len(message.body),
+                elapsed, self.name,
+            )  # fmt: skip
+
     def _send(self, reply: RawReply, addr: Address) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply.payload, addr)
@@ -74,10 +91,14 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         batch, self._pending = self._pending, []
         accepted: list[tuple[Accepted, Address]] = []
         for data, addr in batch:
+            message = upload(Transport.UDP, addr[0], data)
             try:
-                accepted.append((self.ingest.prepare(upload(Transport.UDP, addr[0], data)), addr))
+                accepted.append((self.ingest.prepare(message), addr))
             except HarvestError as error:
                 self._send(self.replies.refused(error, addr[0]), addr)
+                self._record(message, error.status, 0.0)
+            except Dropped:  # no reply at all
+                self._record(message, 0, 0.0)
         if accepted:
             self.in_flight += len(accepted)
             task = asyncio.get_running_loop().create_task(
@@ -96,6 +117,13 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         else:
             for item, addr in accepted:
                 self._send(self.replies.accepted(item), addr)
+            if self.requests is not None:
+                elapsed = time.perf_counter() - started
+                for item, addr in accepted:
+                    self.requests.record(
+                        "udp", addr[0], item.sim.imsi, 201,
+                        sum(len(e.content) for e in item.mutation.entries), elapsed, self.name,
+                    )  # fmt: skip
             if self.ingest.metrics is not None:
                 latency = self.ingest.metrics.write_latency.labels("udp")
                 elapsed = time.perf_counter() - started

@@ -9,7 +9,9 @@ from harvest.api import auth, data, groups, logs, subscribers
 from harvest.clock import EmulatorClock
 from harvest.context import API_APP, CLOCK, LISTENERS, SETTINGS, Listeners, services_context
 from harvest.control import control_app
+from harvest.faults import FAULTS, Faults
 from harvest.metrics import METRICS, Metrics, api_metrics_middleware, get_metrics
+from harvest.requestlog import REQUEST_LOG, RequestLog
 from harvest.settings import Settings
 from harvest.web import error_middleware
 from quotas.app import setup_quotas
@@ -93,7 +95,9 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics(
         per_sim=settings.metrics_per_sim, per_sim_cap=settings.metrics_per_sim_cap
     )
-    app[CLOCK] = EmulatorClock()
+    app[CLOCK] = clock = EmulatorClock()
+    app[FAULTS] = Faults(clock)
+    app[REQUEST_LOG] = RequestLog(clock, settings.request_log_size, settings.request_log)
     app[LISTENERS] = Listeners()
     setup_harvest(app, settings)
     setup_quotas(app, settings)

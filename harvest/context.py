@@ -15,6 +15,7 @@ from gateway.identity import SessionTable
 from harvest.clock import EmulatorClock
 from harvest.domain import ApiToken
 from harvest.errorlog import ErrorLog
+from harvest.faults import FAULTS
 from harvest.ingest import IngestService
 from harvest.metrics import METRICS, StateCollector
 from harvest.registry import Provisioning, Registry
@@ -134,6 +135,7 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
             error_log=error_log,
             quotas=quotas,
             metrics=metrics,
+            faults=app[FAULTS],
             resolve=SessionTable(registry, settings.ue_routes).resolve,
             max_payload_bytes=settings.max_payload_bytes,
         )

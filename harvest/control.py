@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harvest import errors
+from harvest import errors, faults, requestlog
 from harvest.api import views
 from harvest.clock import ClockState
 from harvest.context import CLOCK, ERROR_LOG, LISTENERS, QUOTAS, REGISTRY, SETTINGS, STORE
@@ -86,6 +86,8 @@ async def reset(request: web.Request) -> web.Response:
         await registry.reset()
         request.config_dict[CLOCK].reset()
         request.config_dict[ERROR_LOG].clear()
+        request.config_dict[faults.FAULTS].clear()
+        request.config_dict[requestlog.REQUEST_LOG].clear()
         request.config_dict[QUOTAS].limiter.reset()
         await request.config_dict[HOUSEKEEPING].reload()
         return json_response({"reset": "all"})
@@ -348,4 +350,6 @@ def control_app() -> web.Application:
     app.router.add_get("/clock", get_clock)
     app.router.add_put("/clock", set_clock)
     app.router.add_post("/clock/advance", advance_clock)
+    faults.add_routes(app.router)
+    requestlog.add_routes(app.router)
     return app

@@ -35,14 +35,18 @@ class ErrorSpec:
 class HarvestError(Exception):
     """A refusal with a status, a code and a message, raised anywhere below the transports."""
 
-    def __init__(self, spec: ErrorSpec, message: str | None = None) -> None:
+    def __init__(
+        self, spec: ErrorSpec, message: str | None = None, *, status: int | None = None
+    ) -> None:
         self.spec = spec
         self.message = message or spec.message
+        #: Only an injected fault answers another status than its catalogue line's.
+        self._status = spec.status if status is None else status
         super().__init__(f"{spec.code} {self.message}")
 
     @property
     def status(self) -> int:
-        return self.spec.status
+        return self._status
 
     @property
     def code(self) -> str:
@@ -110,6 +114,12 @@ DEVICE_METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM4008", 405, "Devices write with
 # --- emulator control plane ---
 CONTROL_TOKEN_REQUIRED: Final = ErrorSpec(
     "HEM9001", 401, "The control plane needs the X-Emulator-Token header.", "control"
+)
+FAULT_INJECTED: Final = ErrorSpec(
+    "HEM9004", 500, "A fault rule answered this request (status as the rule says).", "control"
+)
+MAINTENANCE: Final = ErrorSpec(
+    "HEM9005", 503, "The service is under maintenance (logging-service-terms 5.2).", "control"
 )
 CONTROL_DISABLED: Final = ErrorSpec(
     "HEM9002", 404, "The emulator control plane is disabled.", "control"

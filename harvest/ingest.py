@@ -8,12 +8,13 @@ and render the :class:`~harvest.errors.HarvestError` it may raise.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.binary_parser import BinaryParserError, parser_for, to_json
 from gateway.identity import Resolver
@@ -31,6 +32,7 @@ from harvest.domain import (
 )
 from harvest.errorlog import ErrorLog
 from harvest.errors import HarvestError
+from harvest.faults import NO_FAULT, Dropped, Faults
 from harvest.metrics import Metrics
 from harvest.options import HarvestOptions, OptionError, apply_options, options_from_config
 from harvest.registry import Registry
@@ -97,6 +99,8 @@ class Accepted:
     mutation: PutEntries
     reservation: Reservation
     transport: Transport
+    #: Injected delay before storing (a ``delay`` fault), in ms.
+    delay_ms: int = 0
 
     @property
     def entries(self) -> int:
@@ -122,7 +126,9 @@ class IngestService:
         error_log: ErrorLog,
         quotas: QuotaService,
         metrics: Metrics | None = None,
+        faults: Faults | None = None,
     ) -> None:
+        self._faults = faults
         self._quotas = quotas
         self.metrics = metrics
         self._registry = registry
@@ -150,6 +156,12 @@ class IngestService:
         if sim is None:
             raise HarvestError(errors.NO_SESSION, f"No SIM has a session at address {upload.peer}.")
         return sim
+
+    def sim_of(self, upload: Upload) -> Sim | None:
+        """The SIM that sent ``upload``, if any, without refusing anything."""
+        if upload.imsi is not None:
+            return self._registry.sim_by_imsi(upload.imsi)
+        return self._resolve(upload.peer)
 
     def group_of(self, peer: str) -> Group | None:
         """The group of the SIM at ``peer``, if any (for transports that shape replies)."""
@@ -179,6 +191,10 @@ class IngestService:
             metrics.payload_size.labels(upload.transport.value).observe(len(upload.body))
         try:
             return self._prepare(upload)
+        except Dropped:
+            if metrics is not None:
+                metrics.writes_refused.labels(upload.transport.value, "dropped").inc()
+            raise
         except HarvestError as error:
             if metrics is not None:
                 metrics.writes_refused.labels(upload.transport.value, error.code).inc()
@@ -189,11 +205,7 @@ class IngestService:
                 error.code,
                 error.message,
             )
-            sim = (
-                self._registry.sim_by_imsi(upload.imsi)
-                if upload.imsi is not None
-                else self._resolve(upload.peer)
-            )
+            sim = self.sim_of(upload)
             if sim is not None:  # with no SIM there is no operator to show it to
                 self._error_log.record(
                     sim.operator_id,
@@ -209,6 +221,9 @@ class IngestService:
         """Store accepted uploads in one call; durable when this returns."""
         if not accepted:
             return
+        delay = max(a.delay_ms for a in accepted)
+        if delay:
+            await asyncio.sleep(delay / 1000)
         try:
             await self._store.apply([a.mutation for a in accepted])
         except BaseException:
@@ -260,6 +275,18 @@ class IngestService:
             return payload_form(body)
 
     def _prepare(self, upload: Upload) -> Accepted:
+        verdict = NO_FAULT
+        if self._faults is not None and self._faults.rules:
+            known = self.sim_of(upload)
+            verdict = self._faults.check(
+                upload.transport.value,
+                imsi=None if known is None else known.imsi,
+                group_id=None if known is None else known.group_id,
+            )
+            if verdict.drop:
+                raise Dropped
+            if verdict.error is not None:
+                raise verdict.error
         sim = self.identify(upload)
         if not sim.status.allows_data:
             raise HarvestError(
@@ -304,7 +331,12 @@ class IngestService:
             Usage(sim.operator_id, sim.imsi, self._day(now), UsageKind.WRITE, count),
             Usage(sim.operator_id, sim.imsi, self._bucket(now), UsageKind.WRITE_5MIN, count),
         )
-        return Accepted(sim, group, PutEntries(entries, now, usage), reservation, upload.transport)
+        if verdict.duplicate:  # the same content again a millisecond later, as a retry would
+            entries += tuple(replace(e, time=e.time + 1) for e in entries)
+        return Accepted(
+            sim, group, PutEntries(entries, now, usage), reservation, upload.transport,
+            verdict.delay_ms,
+        )  # fmt: skip
 
     def _options(self, group: Group) -> HarvestOptions:
         """The group's Harvest options, parsed once per version of the group."""

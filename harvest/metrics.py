@@ -9,6 +9,7 @@ set; per-SIM write counters exist only with the ``metrics_per_sim`` setting, cap
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +29,8 @@ from prometheus_client.registry import Collector
 
 from harvest import __version__
 from harvest.errors import HarvestError
+from harvest.faults import FAULTS
+from harvest.requestlog import REQUEST_LOG
 from harvest.web import Handler
 
 if TYPE_CHECKING:
@@ -217,11 +220,22 @@ METRICS = web.AppKey("metrics", Metrics)
 
 @web.middleware
 async def api_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every ``/v1`` call by operation and status."""
+    """Count and time every ``/v1`` call by operation and status, log it, and apply the fault
+    rules that match it (protocol ``api``)."""
     started = time.perf_counter()
     operation = operation_of(request)
     status = 500
     try:
+        verdict = request.config_dict[FAULTS].check("api", operation=operation)
+        if verdict.delay_ms:
+            await asyncio.sleep(verdict.delay_ms / 1000)
+        if verdict.drop:
+            status = 0
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=503)  # never sent: the connection is gone
+        if verdict.error is not None:
+            raise verdict.error
         response = await handler(request)
         status = response.status
         return response
@@ -232,9 +246,14 @@ async def api_metrics_middleware(request: web.Request, handler: Handler) -> web.
         status = error.status
         raise
     finally:
+        elapsed = time.perf_counter() - started
         metrics = request.config_dict[METRICS]
         metrics.api_requests.labels(operation, str(status)).inc()
-        metrics.api_latency.labels(operation).observe(time.perf_counter() - started)
+        metrics.api_latency.labels(operation).observe(elapsed)
+        request.config_dict[REQUEST_LOG].record(
+            "api", request.remote or "", None, status, request.content_length or 0, elapsed,
+            operation,
+        )  # fmt: skip
 
 
 async def get_metrics(request: web.Request) -> web.Response:

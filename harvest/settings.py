@@ -64,6 +64,8 @@ class Settings:
     retention_sweep_rows: int = _setting(1000, "most expired entries one sweep pass deletes")
     metrics_per_sim: bool = _setting(False, "per-SIM write series in /metrics (unbounded: capped)")
     metrics_per_sim_cap: int = _setting(1000, "most SIMs that get their own metric series")
+    request_log: str = _setting("plain", "one line per request: off, plain or json")
+    request_log_size: int = _setting(1000, "requests kept for GET /_emulator/requests")
     data_dir: Path = _setting(Path(".harvest"), "directory of the SQLite database")
     memory: bool = _setting(False, "keep everything in memory; nothing touches the disk")
     max_payload_bytes: int = _setting(1024, "largest device write in bytes; 413 above (spec A2)")
@@ -95,6 +97,10 @@ class Settings:
                 raise SettingsError(f"{name} must be from 1 to 1000000")
         if not self.hosts:
             raise SettingsError("host must name at least one address")
+        if self.request_log not in ("off", "plain", "json"):
+            raise SettingsError("request_log must be off, plain or json")
+        if not 1 <= self.request_log_size <= 1_000_000:
+            raise SettingsError("request_log_size must be from 1 to 1000000")
         if self.quota_policy not in ("bill", "reject"):
             raise SettingsError("quota_policy must be bill or reject")
         for name in (

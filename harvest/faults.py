@@ -1,0 +1,259 @@
+"""Fault injection: rules that make chosen requests fail, slow down, vanish or repeat, so tests
+can exercise how firmware and backends cope (managed at ``/_emulator/faults``).
+
+A rule matches by SIM (IMSI), group, protocol (``http``, ``tcp``, ``udp`` for device writes,
+``api`` for the management API) and API operation (the snake_case of SORACOM's operationId);
+unset fields match anything. It fires for the next ``count`` matches, inside a window of the
+emulator clock (``from``/``until``, UNIX ms), and with a ``probability`` drawn from its own
+``seed``, so a run is reproducible. Effects:
+
+- ``delay``: wait ``delayMs`` first, then carry on;
+- ``status``: answer ``status`` in the service's own error format (device HTTP and API: the
+  ``{"code","message"}`` body; raw TCP/UDP: the ASCII status), storing nothing;
+- ``drop``: no answer at all: no UDP reply, the TCP or HTTP connection closed; nothing stored;
+- ``duplicate``: store the entry, and the same content again one millisecond later (a device
+  that retried after a lost reply);
+- ``maintenance``: every request it matches (by default all, device and API) is answered
+  ``503``, as during maintenance (logging-service-terms 5.2).
+
+The control plane itself is never subject to faults.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from harvest import errors
+from harvest.clock import Clock
+from harvest.errors import HarvestError
+from harvest.web import json_response, read_json_object
+
+EFFECTS = ("delay", "status", "drop", "duplicate", "maintenance")
+PROTOCOLS = ("http", "tcp", "udp", "api")
+_FIELDS = {
+    "imsi", "groupId", "protocol", "operation", "effect", "delayMs", "status", "count",
+    "from", "until", "probability", "seed",
+}  # fmt: skip
+
+
+class Dropped(Exception):
+    """The request is to get no answer (a ``drop`` fault); transports hang up or stay silent."""
+
+
+@dataclass(slots=True)
+class FaultRule:
+    """One rule; see the module docstring. ``hits`` counts the times it fired."""
+
+    rule_id: str
+    effect: str
+    imsi: str | None = None
+    group_id: str | None = None
+    protocol: str | None = None
+    operation: str | None = None
+    delay_ms: int = 0
+    status: int = 500
+    count: int | None = None
+    from_ms: int | None = None
+    until_ms: int | None = None
+    probability: float = 1.0
+    seed: int | None = None
+    hits: int = 0
+    _random: random.Random = field(default_factory=random.Random, repr=False)
+
+    def view(self) -> dict[str, Any]:
+        view: dict[str, Any] = {"id": self.rule_id, "effect": self.effect, "hits": self.hits}
+        for key, value in (
+            ("imsi", self.imsi), ("groupId", self.group_id), ("protocol", self.protocol),
+            ("operation", self.operation), ("count", self.count), ("from", self.from_ms),
+            ("until", self.until_ms), ("seed", self.seed),
+        ):  # fmt: skip
+            if value is not None:
+                view[key] = value
+        if self.effect == "delay":
+            view["delayMs"] = self.delay_ms
+        if self.effect == "status":
+            view["status"] = self.status
+        view["probability"] = self.probability
+        if self.count is not None:
+            view["remaining"] = max(0, self.count - self.hits)
+        return view
+
+    def matches(
+        self, now_ms: int, protocol: str, imsi: str | None, group_id: str | None,
+        operation: str | None,
+    ) -> bool:  # fmt: skip
+        if self.protocol is not None and self.protocol != protocol:
+            return False
+        if self.imsi is not None and self.imsi != imsi:
+            return False
+        if self.group_id is not None and self.group_id != group_id:
+            return False
+        if self.operation is not None and self.operation != operation:
+            return False
+        if self.count is not None and self.hits >= self.count:
+            return False
+        if self.from_ms is not None and now_ms < self.from_ms:
+            return False
+        if self.until_ms is not None and now_ms > self.until_ms:
+            return False
+        return self.probability >= 1.0 or self._random.random() < self.probability
+
+
+def _bad(message: str) -> HarvestError:
+    return HarvestError(errors.INVALID_BODY, message)
+
+
+def _int(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _bad(f"{name} must be a whole number from {low} to {high}.")
+    return value
+
+
+def _text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise _bad(f"{name} must be a non-empty string.")
+    return value
+
+
+def parse_rule(body: dict[str, Any]) -> FaultRule:
+    """A rule from its JSON form, or 400 naming what is wrong."""
+    unknown = set(body) - _FIELDS
+    if unknown:
+        raise _bad(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    effect = body.get("effect")
+    if effect not in EFFECTS:
+        raise _bad(f"effect must be one of {', '.join(EFFECTS)}.")
+    protocol = _text(body, "protocol")
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise _bad(f"protocol must be one of {', '.join(PROTOCOLS)}.")
+    probability = body.get("probability", 1.0)
+    if (
+        not isinstance(probability, int | float)
+        or isinstance(probability, bool)
+        or not (0.0 <= probability <= 1.0)
+    ):
+        raise _bad("probability must be a number from 0 to 1.")
+    status = _int(body, "status", 400, 599)
+    if effect == "status" and status is None:
+        raise _bad("effect status needs a status from 400 to 599.")
+    delay = _int(body, "delayMs", 0, 600_000)
+    if effect == "delay" and delay is None:
+        raise _bad("effect delay needs delayMs.")
+    seed = _int(body, "seed", 0, 2**63 - 1)
+    rule = FaultRule(
+        rule_id=str(uuid.uuid4()),
+        effect=effect,
+        imsi=_text(body, "imsi"),
+        group_id=_text(body, "groupId"),
+        protocol=protocol,
+        operation=_text(body, "operation"),
+        delay_ms=delay or 0,
+        status=status or 500,
+        count=_int(body, "count", 1, 2**31),
+        from_ms=_int(body, "from", 0, 2**63 - 1),
+        until_ms=_int(body, "until", 0, 2**63 - 1),
+        probability=float(probability),
+        seed=seed,
+    )
+    rule._random.seed(seed)
+    return rule
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the matching rules ask of one request (all that fired, combined)."""
+
+    delay_ms: int = 0
+    error: HarvestError | None = None
+    drop: bool = False
+    duplicate: bool = False
+
+
+NO_FAULT = Verdict()
+
+
+class Faults:
+    """The rules in force, in the order they were created."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.rules: dict[str, FaultRule] = {}
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        self.rules[rule.rule_id] = rule
+        return rule
+
+    def clear(self) -> None:
+        self.rules.clear()
+
+    def check(
+        self, protocol: str, *, imsi: str | None = None, group_id: str | None = None,
+        operation: str | None = None,
+    ) -> Verdict:  # fmt: skip
+        """Fire every matching rule once and combine their effects (cheap when none exist)."""
+        if not self.rules:
+            return NO_FAULT
+        now = self._clock.now_ms()
+        delay, error, drop, duplicate = 0, None, False, False
+        for rule in self.rules.values():
+            if not rule.matches(now, protocol, imsi, group_id, operation):
+                continue
+            rule.hits += 1
+            if rule.effect == "delay":
+                delay += rule.delay_ms
+            elif rule.effect == "drop":
+                drop = True
+            elif rule.effect == "duplicate":
+                duplicate = True
+            elif error is None:
+                spec = errors.MAINTENANCE if rule.effect == "maintenance" else errors.FAULT_INJECTED
+                status = 503 if rule.effect == "maintenance" else rule.status
+                message = (
+                    "The service is under maintenance (logging-service-terms 5.2)."
+                    if rule.effect == "maintenance"
+                    else f"Injected fault {rule.rule_id}: status {status}."
+                )
+                error = HarvestError(spec, message, status=status)
+        return Verdict(delay, error, drop, duplicate)
+
+
+FAULTS = web.AppKey("faults", Faults)
+
+
+async def create_fault(request: web.Request) -> web.Response:
+    """``POST /_emulator/faults``: add a rule; answers 201 with it."""
+    rule = request.config_dict[FAULTS].add(parse_rule(await read_json_object(request)))
+    return json_response(rule.view(), status=201)
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    """``GET /_emulator/faults``: every rule, with how often it fired."""
+    return json_response([rule.view() for rule in request.config_dict[FAULTS].rules.values()])
+
+
+async def delete_fault(request: web.Request) -> web.Response:
+    faults = request.config_dict[FAULTS]
+    if faults.rules.pop(request.match_info["rule_id"], None) is None:
+        raise HarvestError(errors.NOT_FOUND, f"No such fault rule: {request.match_info['rule_id']}")
+    return web.Response(status=204)
+
+
+async def delete_faults(request: web.Request) -> web.Response:
+    request.config_dict[FAULTS].clear()
+    return web.Response(status=204)
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_post("/faults", create_fault)
+    router.add_get("/faults", list_faults)
+    router.add_delete("/faults", delete_faults)
+    router.add_delete("/faults/{rule_id}", delete_fault)
