@@ -38,6 +38,8 @@ class Listeners:
 
     addresses: dict[str, list[str]] = field(default_factory=dict)
     expected: set[str] = field(default_factory=set)
+    #: Set when shutdown begins: still live, no longer ready (load balancers stop sending).
+    draining: bool = False
 
     def expect(self, name: str) -> None:
         self.expected.add(name)
@@ -50,7 +52,8 @@ class Listeners:
 
     @property
     def ready(self) -> bool:
-        return self.expected <= set(self.addresses)
+        """Every listener is up and the emulator is not shutting down."""
+        return not self.draining and self.expected <= set(self.addresses)
 
 
 SETTINGS = web.AppKey("settings", Settings)

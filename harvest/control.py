@@ -34,7 +34,7 @@ async def control_middleware(request: web.Request, handler: Handler) -> web.Stre
 
     Health stays open either way: container health checks and load balancers call it.
     """
-    if request.path == HEALTH_PATH:
+    if request.path.startswith(HEALTH_PATH):
         return await handler(request)
     settings = request.config_dict[SETTINGS]
     if not settings.control:
@@ -65,14 +65,23 @@ def _number(body: dict[str, Any], name: str) -> int | float:
 
 
 async def health(request: web.Request) -> web.Response:
-    """200 once every listener is up (503 before), with where each one listens."""
+    """Readiness: 200 once every listener is up, 503 while starting or shutting down, with
+    where each listener is. The process is live whenever it answers at all (``/health/live``)."""
     listeners = request.config_dict[LISTENERS]
+    status = "draining" if listeners.draining else "ok" if listeners.ready else "starting"
     body = {
-        "status": "ok" if listeners.ready else "starting",
+        "status": status,
+        "live": True,
+        "ready": listeners.ready,
         "listeners": listeners.addresses,
         "store": request.config_dict[STORE].stats().kind,
     }
     return json_response(body, status=200 if listeners.ready else 503)
+
+
+async def health_live(request: web.Request) -> web.Response:
+    """Liveness: 200 while the process answers (even when starting or draining)."""
+    return json_response({"live": True})
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -338,6 +347,8 @@ async def set_balance(request: web.Request) -> web.Response:
 def control_app() -> web.Application:
     app = web.Application(middlewares=[control_middleware])
     app.router.add_get("/health", health)
+    app.router.add_get("/health/ready", health)
+    app.router.add_get("/health/live", health_live)
     app.router.add_post("/reset", reset)
     app.router.add_post("/sims", create_sim)
     app.router.add_get("/sims/{imsi}", get_sim)

@@ -90,6 +90,7 @@ async def run(
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        log.info("shutting down")
+        log.info("shutting down: no longer ready, finishing in-flight writes")
+        app[LISTENERS].draining = True
     finally:
         await runner.cleanup()

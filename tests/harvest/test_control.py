@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from harvest.context import LISTENERS
 from tests.conftest import Emulator
 
 IMSI = "001010000000001"
@@ -244,3 +245,14 @@ async def test_json_nested_too_deep_is_a_400(emulator: Emulator) -> None:
     async with emulator.client.post("/_emulator/sims", data=b"[" * 100_000) as response:
         assert response.status == 400
         assert (await response.json())["code"] == "HEM1002"
+
+
+async def test_health_tells_live_from_ready(emulator: Emulator) -> None:
+    status, body = await emulator.control("GET", "/health")
+    assert (status, body["live"], body["ready"], body["status"]) == (200, True, True, "ok")
+    assert (await emulator.control("GET", "/health/ready"))[0] == 200
+    assert (await emulator.control("GET", "/health/live")) == (200, {"live": True})
+    emulator.app[LISTENERS].draining = True  # what shutdown does first
+    status, body = await emulator.control("GET", "/health/ready")
+    assert (status, body["ready"], body["status"]) == (503, False, "draining")
+    assert (await emulator.control("GET", "/health/live"))[0] == 200

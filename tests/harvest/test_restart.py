@@ -109,3 +109,34 @@ async def test_a_restart_keeps_state_and_does_not_provision_again(tmp_path: Path
             got = await api.get(f"/v1/subscribers/{sim['imsi']}")
             assert got.status == 200
             assert got.json["ipAddress"] == sim["sessionAddress"]
+
+
+async def test_sigterm_under_load_finishes_in_flight_writes_and_exits_in_time(
+    tmp_path: Path,
+) -> None:
+    data_dir = str(tmp_path / "data")
+    acked: dict[str, list[int]] = {}
+    with running(["--port", "0", "--data-dir", data_dir]) as process:
+        sims = await provision(process.base_url, 4)
+        stop, enough = asyncio.Event(), asyncio.Event()
+        writers = []
+        for sim in sims:
+            acked[sim["imsi"]] = []
+            writers.append(
+                asyncio.create_task(
+                    write_until_stopped(process.base_url, sim, acked[sim["imsi"]], stop, enough)
+                )
+            )
+        await enough.wait()
+        started = time.monotonic()
+        process.popen.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(process.popen.wait, 30)
+        elapsed = time.monotonic() - started
+        stop.set()
+        await asyncio.gather(*writers)
+        assert code == 0
+        assert elapsed < 20, f"shutdown took {elapsed:.1f} s"
+    with running(["--port", "0", "--data-dir", data_dir]) as process:
+        for imsi, times in acked.items():
+            missing = set(times) - await stored_times(process.base_url, imsi)
+            assert not missing, f"{len(missing)} acknowledged writes of {imsi} were lost"
