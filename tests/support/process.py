@@ -6,10 +6,12 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 EDGE_LINE = re.compile(r"HTTP edge\s+(http://\S+)")
 
@@ -19,6 +21,19 @@ class Process:
     popen: subprocess.Popen[str]
     base_url: str
     banner: list[str]
+    #: What the emulator printed after the banner (its request log), the last lines only.
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=2000))
+
+    def drain(self) -> None:
+        """Keep reading the emulator's output in the background: a pipe nobody reads fills up
+        after ~64 KiB and then blocks the emulator on its next log line."""
+
+        def pump() -> None:
+            assert self.popen.stdout is not None
+            for line in self.popen.stdout:
+                self.output.append(line.rstrip("\n"))
+
+        threading.Thread(target=pump, name="emulator-output", daemon=True).start()
 
 
 def start(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 20.0) -> Process:
@@ -44,7 +59,17 @@ def start(args: Sequence[str], env: dict[str, str] | None = None, timeout: float
         banner.append(line.rstrip("\n"))
         found = EDGE_LINE.search(line)
         if found:
-            return Process(popen, found.group(1), banner)
+            # the rest of the banner (raw listeners, credentials) follows at once
+            while popen.stdout.readable():
+                more = popen.stdout.readline()
+                if not more:
+                    break
+                banner.append(more.rstrip("\n"))
+                if more.startswith("  try:"):
+                    break
+            process = Process(popen, found.group(1), banner)
+            process.drain()
+            return process
     popen.kill()
     popen.wait()
     raise AssertionError("the emulator did not start:\n" + "\n".join(banner))
