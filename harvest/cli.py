@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway import simulator
-from harvest import __version__, settings
+from harvest import __version__, settings, snapshot
 from harvest.settings import SettingsError
 from harvest.storage.sqlite import StoreError
 
@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the emulator (the default command)")
     settings.add_arguments(serve)
     simulator.add_commands(commands)
+    snapshot.add_commands(commands)
     return parser
 
 
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     namespace = parser.parse_args(args)
     if namespace.command in ("device", "fleet"):
         return simulator.run(namespace)
+    if namespace.command in ("export", "import"):
+        return snapshot.run(namespace)
     try:
         config = settings.from_sources(vars(namespace), os.environ)
     except SettingsError as error:

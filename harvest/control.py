@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harvest import errors, faults, requestlog
+from harvest import errors, faults, requestlog, snapshot
 from harvest.api import views
 from harvest.clock import ClockState
 from harvest.context import CLOCK, ERROR_LOG, LISTENERS, QUOTAS, REGISTRY, SETTINGS, STORE
@@ -363,4 +363,5 @@ def control_app() -> web.Application:
     app.router.add_post("/clock/advance", advance_clock)
     faults.add_routes(app.router)
     requestlog.add_routes(app.router)
+    snapshot.add_routes(app)
     return app

@@ -11,7 +11,8 @@ atomically and is durable when the call returns: a device gets ``201`` only afte
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -108,6 +109,18 @@ class DeleteResourceData:
 
 
 @dataclass(frozen=True, slots=True)
+class PutResource:
+    """Set one resource's metadata exactly, creating it if need be (a snapshot import).
+
+    :class:`PutEntries` merges metadata (the latest write time, the union of attribute names);
+    this replaces it, so an imported store has the metadata the exported one had, also for a
+    resource whose entries have all expired.
+    """
+
+    resource: ResourceMetadata
+
+
+@dataclass(frozen=True, slots=True)
 class PutOperator:
     operator: Operator
 
@@ -158,6 +171,7 @@ Mutation = (
     | DeleteEntry
     | ExpireEntries
     | DeleteResourceData
+    | PutResource
     | PutOperator
     | PutAuthKey
     | PutToken
@@ -223,6 +237,22 @@ class StoreStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+class SnapshotReader(Protocol):
+    """Everything in a store as of one instant (an export): the store's writes go on meanwhile
+    and are not seen. Each iterator yields pages of at most ``page`` items, in key order."""
+
+    async def load_state(self) -> StateSnapshot: ...
+
+    def entries(self, page: int) -> AsyncGenerator[list[DataEntry], None]:
+        """Every entry, ordered by (operator, resource type, resource id, time)."""
+
+    def resources(self, page: int) -> AsyncGenerator[list[ResourceMetadata], None]:
+        """Every resource's metadata, ordered by (operator, resource type, resource id)."""
+
+    def ledger(self, page: int) -> AsyncGenerator[list[Usage], None]:
+        """Every ledger row, ordered by (operator, day, IMSI, kind)."""
+
+
 class Store(Protocol):
     """Where the emulator keeps everything. Implementations: SQLite and in-memory."""
 
@@ -264,5 +294,9 @@ class Store(Protocol):
 
     async def day_counts(self, day: str, kind: UsageKind) -> dict[str, int]:
         """Every SIM's count of ``kind`` on ``day``, across operators (IMSIs are unique)."""
+
+    def snapshot(self) -> AbstractAsyncContextManager[SnapshotReader]:
+        """A consistent read-only view of everything as of now, for an export; writes are not
+        held up while it is open."""
 
     def stats(self) -> StoreStats: ...

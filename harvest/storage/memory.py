@@ -6,7 +6,8 @@ It is also the oracle of the property test that checks both stores agree.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from harvest.domain import (
@@ -34,9 +35,11 @@ from harvest.storage.base import (
     PutEntries,
     PutGroup,
     PutOperator,
+    PutResource,
     PutSim,
     PutToken,
     RecordUsage,
+    SnapshotReader,
     StateSnapshot,
     StoreStats,
     Usage,
@@ -63,6 +66,59 @@ class _Series:
     def delete(self, time: int) -> None:
         if self.by_time.pop(time, None) is not None:
             del self.times[bisect.bisect_left(self.times, time)]
+
+
+@dataclass(frozen=True, slots=True)
+class _FrozenSeries:
+    """A copy of one :class:`_Series` taken for a snapshot."""
+
+    key: _ResourceKey
+    times: list[int]
+    by_time: dict[int, DataEntry]
+    last_modified: int
+    attribute_names: tuple[str, ...]
+
+
+class _MemorySnapshot:
+    """The memory store's :class:`~harvest.storage.base.SnapshotReader`: shallow copies taken
+    at once (entries are immutable), read lazily page by page."""
+
+    def __init__(
+        self,
+        state: StateSnapshot,
+        series: list[_FrozenSeries],
+        usage: dict[tuple[str, str, str, UsageKind], int],
+    ) -> None:
+        self._state = state
+        self._series = series
+        self._usage = usage
+
+    async def load_state(self) -> StateSnapshot:
+        return self._state
+
+    async def entries(self, page: int) -> AsyncGenerator[list[DataEntry], None]:
+        batch: list[DataEntry] = []
+        for series in self._series:
+            for time in series.times:
+                batch.append(series.by_time[time])
+                if len(batch) >= page:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    async def resources(self, page: int) -> AsyncGenerator[list[ResourceMetadata], None]:
+        rows = [ResourceMetadata(*s.key, s.last_modified, s.attribute_names) for s in self._series]
+        for start in range(0, len(rows), page):
+            yield rows[start : start + page]
+
+    async def ledger(self, page: int) -> AsyncGenerator[list[Usage], None]:
+        rows = [
+            Usage(op, imsi, day, kind, count)
+            for (op, day, imsi, kind), count in sorted(self._usage.items())
+        ]
+        for start in range(0, len(rows), page):
+            yield rows[start : start + page]
 
 
 class MemoryStore:
@@ -142,6 +198,13 @@ class MemoryStore:
             self._series.pop(
                 (mutation.operator_id, mutation.resource_type, mutation.resource_id), None
             )
+        elif isinstance(mutation, PutResource):
+            meta = mutation.resource
+            series = self._series.setdefault(
+                (meta.operator_id, meta.resource_type, meta.resource_id), _Series()
+            )
+            series.last_modified = meta.last_modified_ms
+            series.attribute_names = set(meta.attribute_names)
         elif isinstance(mutation, PutOperator):
             self._operators[mutation.operator.operator_id] = mutation.operator
         elif isinstance(mutation, PutAuthKey):
@@ -249,6 +312,23 @@ class MemoryStore:
             if row_day == day and row_kind is kind:
                 counts[imsi] = counts.get(imsi, 0) + count
         return counts
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[SnapshotReader]:
+        # Nothing here suspends (load_state never does): the copies are of one instant. Lists
+        # and dicts are copied in C loops; the immutable entries themselves are shared.
+        state = await self.load_state()
+        series = [
+            _FrozenSeries(
+                key,
+                list(s.times),
+                dict(s.by_time),
+                s.last_modified,
+                tuple(sorted(s.attribute_names)),
+            )
+            for key, s in sorted(self._series.items(), key=lambda item: item[0])
+        ]
+        yield _MemorySnapshot(state, series, dict(self._usage))
 
     def stats(self) -> StoreStats:
         return StoreStats(kind="memory", mutations=self._applied)

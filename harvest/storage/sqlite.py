@@ -17,7 +17,8 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,11 @@ from harvest.storage.base import (
     PutEntries,
     PutGroup,
     PutOperator,
+    PutResource,
     PutSim,
     PutToken,
     RecordUsage,
+    SnapshotReader,
     StateSnapshot,
     StoreStats,
     Usage,
@@ -231,6 +234,20 @@ class _Plan:
             where = "WHERE operator_id = ? AND resource_type = ? AND resource_id = ?"
             self._step(f"DELETE FROM entries {where}", [key])
             self._step(f"DELETE FROM resources {where}", [key])
+        elif isinstance(mutation, PutResource):
+            meta = mutation.resource
+            self._step(
+                "INSERT OR REPLACE INTO resources VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        meta.operator_id,
+                        meta.resource_type.value,
+                        meta.resource_id,
+                        meta.last_modified_ms,
+                        json.dumps(list(meta.attribute_names)),
+                    )
+                ],
+            )
         elif isinstance(mutation, PutOperator):
             self._step(
                 "INSERT OR REPLACE INTO operators VALUES (?, ?)",
@@ -287,6 +304,69 @@ def _commit_on_writer_thread(db: sqlite3.Connection, mutations: Sequence[Mutatio
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+async def _read_state(db: aiosqlite.Connection) -> StateSnapshot:
+    async def docs(table: str) -> list[str]:
+        return [row[0] for row in await db.execute_fetchall(f"SELECT doc FROM {table}", ())]
+
+    provisioned = bool(
+        list(await db.execute_fetchall("SELECT 1 FROM meta WHERE key = 'provisioned'", ()))
+    )
+    return StateSnapshot(
+        provisioned=provisioned,
+        operators=tuple(codec.load_operator(d) for d in await docs("operators")),
+        auth_keys=tuple(codec.load_auth_key(d) for d in await docs("auth_keys")),
+        tokens=tuple(codec.load_token(d) for d in await docs("tokens")),
+        groups=tuple(codec.load_group(d) for d in await docs("groups")),
+        sims=tuple(codec.load_sim(d) for d in await docs("sims")),
+    )
+
+
+class _SqliteSnapshot:
+    """The SQLite store's :class:`~harvest.storage.base.SnapshotReader`: one read transaction on
+    a connection of its own. WAL keeps that transaction's view of the database (from its first
+    read) however long it lasts, while the writer goes on committing; each table is read in
+    primary-key order by one statement, a page per trip to aiosqlite's thread."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def load_state(self) -> StateSnapshot:
+        return await _read_state(self._db)
+
+    async def entries(self, page: int) -> AsyncGenerator[list[DataEntry], None]:
+        async with self._db.execute(
+            "SELECT operator_id, resource_type, resource_id, time, content_type, content, "
+            "category FROM entries ORDER BY operator_id, resource_type, resource_id, time"
+        ) as cursor:
+            while rows := await cursor.fetchmany(page):
+                yield [
+                    DataEntry(op, ResourceType(rt), rid, time, ctype, content, category)
+                    for op, rt, rid, time, ctype, content, category in rows
+                ]
+
+    async def resources(self, page: int) -> AsyncGenerator[list[ResourceMetadata], None]:
+        async with self._db.execute(
+            "SELECT operator_id, resource_type, resource_id, last_modified, attribute_names "
+            "FROM resources ORDER BY operator_id, resource_type, resource_id"
+        ) as cursor:
+            while rows := await cursor.fetchmany(page):
+                yield [
+                    ResourceMetadata(op, ResourceType(rt), rid, last, tuple(json.loads(names)))
+                    for op, rt, rid, last, names in rows
+                ]
+
+    async def ledger(self, page: int) -> AsyncGenerator[list[Usage], None]:
+        async with self._db.execute(
+            "SELECT operator_id, day, imsi, kind, count FROM ledger "
+            "ORDER BY operator_id, day, imsi, kind"
+        ) as cursor:
+            while rows := await cursor.fetchmany(page):
+                yield [
+                    Usage(op, imsi, day, UsageKind(kind), count)
+                    for op, day, imsi, kind, count in rows
+                ]
 
 
 class SqliteStore:
@@ -444,20 +524,23 @@ class SqliteStore:
         return await self._reader.execute_fetchall(sql, params)
 
     async def load_state(self) -> StateSnapshot:
-        async def docs(table: str) -> list[str]:
-            return [row[0] for row in await self._fetch(f"SELECT doc FROM {table}", ())]
+        assert self._reader is not None, "the store is not open"
+        return await _read_state(self._reader)
 
-        provisioned = bool(
-            list(await self._fetch("SELECT 1 FROM meta WHERE key = 'provisioned'", ()))
-        )
-        return StateSnapshot(
-            provisioned=provisioned,
-            operators=tuple(codec.load_operator(d) for d in await docs("operators")),
-            auth_keys=tuple(codec.load_auth_key(d) for d in await docs("auth_keys")),
-            tokens=tuple(codec.load_token(d) for d in await docs("tokens")),
-            groups=tuple(codec.load_group(d) for d in await docs("groups")),
-            sims=tuple(codec.load_sim(d) for d in await docs("sims")),
-        )
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[SnapshotReader]:
+        if self._writer is None:
+            raise StoreError("the store is closed")
+        db = await aiosqlite.connect(self._path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await db.execute("PRAGMA query_only = 1")
+            await db.execute("BEGIN")
+            reader = _SqliteSnapshot(db)
+            await reader.load_state()  # the first read fixes the transaction's view
+            yield reader
+        finally:
+            await db.close()
 
     async def query_entries(self, query: EntryQuery) -> list[DataEntry]:
         low, high = query.from_ms, query.to_ms
