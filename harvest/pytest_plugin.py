@@ -340,36 +340,15 @@ class HarvestEmulatorServer:
 
     async def _serve(self, started: concurrent.futures.Future[tuple[int, int, int]]) -> None:
         """Serve until :meth:`stop`; as ``harvest.server.run`` without signals or the banner."""
-        from aiohttp import web
-
         from gateway.app import RAW_LISTENERS
-        from harvest.app import create_app
-        from harvest.context import LISTENERS
+        from harvest.server import serving
 
-        settings = self.settings
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        app = create_app(settings)
-        runner = web.AppRunner(
-            app,
-            keepalive_timeout=settings.keepalive_timeout,
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-        )
-        await runner.setup()
-        try:
-            port = settings.port
-            for host in settings.hosts:
-                site = web.TCPSite(runner, host, port, reuse_address=True)
-                await site.start()
-                port = port or runner.addresses[-1][1]
-            app[LISTENERS].up("http", [_http_url(host, port) for host in settings.hosts])
+        async with serving(self.settings) as (app, port):
             raw = app[RAW_LISTENERS]
             started.set_result((port, raw.ports["harvest"], raw.ports["unified"]))
             await self._stop.wait()
-        finally:
-            await runner.cleanup()
 
 
 # --- the handle a test gets ----------------------------------------------------------------------

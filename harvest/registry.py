@@ -44,6 +44,7 @@ from harvest.storage.base import (
     PutToken,
     Store,
 )
+from harvest.storage.state import StateTables
 from quotas.limits import retention_days
 
 #: ``tokenTimeoutSeconds``: default and maximum (OpenAPI ``AuthRequest``, spec A2).
@@ -96,16 +97,20 @@ class Registry:
         self._provisioning = provisioning
         self._lock = asyncio.Lock()
         self._allocator = LoopbackAllocator()
+        #: The mirror of the store's state; the names below are its tables.
+        self._state = StateTables()
+        self._operators = self._state.operators
+        self._auth_keys = self._state.auth_keys
+        self._tokens = self._state.tokens
+        self._groups = self._state.groups
+        self._sims = self._state.sims
         #: Called after every committed change (e.g. housekeeping's Harvest-day recording).
         self.listeners: list[Callable[[Sequence[Mutation]], Awaitable[None]]] = []
         self._clear()
 
     def _clear(self) -> None:
-        self._operators: dict[str, Operator] = {}
-        self._auth_keys: dict[str, AuthKey] = {}
-        self._tokens: dict[str, ApiToken] = {}
-        self._groups: dict[str, Group] = {}
-        self._sims: dict[str, Sim] = {}
+        """Empty the mirror and its indexes (the tables are cleared in place)."""
+        self._state.clear()
         self._by_address: dict[str, Sim] = {}
         self._by_sim_id: dict[str, Sim] = {}
         self._allocator.rewind()
@@ -115,10 +120,7 @@ class Registry:
         """Load the stored state; provision the defaults on the very first start."""
         snapshot = await self._store.load_state()
         self._clear()
-        self._operators = {o.operator_id: o for o in snapshot.operators}
-        self._auth_keys = {k.key_id: k for k in snapshot.auth_keys}
-        self._tokens = {t.token: t for t in snapshot.tokens}
-        self._groups = {g.group_id: g for g in snapshot.groups}
+        self._state.load(snapshot)
         for sim in snapshot.sims:
             self._index(sim)
         if not snapshot.provisioned:
@@ -194,25 +196,14 @@ class Registry:
         for mutation in mutations:
             if isinstance(mutation, DeleteEverything):
                 self._clear()
-            elif isinstance(mutation, PutOperator):
-                self._operators[mutation.operator.operator_id] = mutation.operator
-            elif isinstance(mutation, PutAuthKey):
-                self._auth_keys[mutation.auth_key.key_id] = mutation.auth_key
-            elif isinstance(mutation, PutToken):
-                self._tokens[mutation.token.token] = mutation.token
-            elif isinstance(mutation, DeleteTokens):
-                for token in mutation.tokens:
-                    self._tokens.pop(token, None)
-            elif isinstance(mutation, PutGroup):
-                self._groups[mutation.group.group_id] = mutation.group
-            elif isinstance(mutation, DeleteGroup):
-                self._groups.pop(mutation.group_id, None)
             elif isinstance(mutation, PutSim):
-                self._index(mutation.sim)
+                self._index(mutation.sim)  # before the table changes: it reads the old SIM
+            self._state.apply(mutation)
         for listener in self.listeners:
             await listener(mutations)
 
     def _index(self, sim: Sim) -> None:
+        """Index ``sim`` by address and SIM id, and store it in the table."""
         old = self._sims.get(sim.imsi)
         if old is not None and old.session_address is not None:
             self._by_address.pop(old.session_address, None)

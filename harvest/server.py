@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import TextIO
 
 from aiohttp import web
@@ -58,10 +59,12 @@ def banner(app: web.Application, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-async def run(
-    settings: Settings, *, out: TextIO = sys.stdout, stop: asyncio.Event | None = None
-) -> None:
-    """Serve until SIGINT/SIGTERM (or ``stop`` is set), then shut down within a bound."""
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[web.Application, int]]:
+    """Build the app, start it (its cleanup contexts bind the raw listeners) and bind the HTTP
+    edge on every host; yield the app and the HTTP port actually bound. On exit the emulator
+    reports itself draining, then stops within a bound: no new connections, in-flight writes
+    finished, pending commits flushed."""
     app = create_app(settings)
     runner = web.AppRunner(
         app,
@@ -78,6 +81,17 @@ async def run(
             await site.start()
             port = port or runner.addresses[-1][1]
         app[LISTENERS].up("http", [_url(a) for a in runner.addresses])
+        yield app, port
+        app[LISTENERS].draining = True
+    finally:
+        await runner.cleanup()
+
+
+async def run(
+    settings: Settings, *, out: TextIO = sys.stdout, stop: asyncio.Event | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set), then shut down within a bound."""
+    async with serving(settings) as (app, _):
         # Everything allocated so far lives as long as the process: move it out of the
         # collector's way, and collect the young generation less often. Both cut the pauses
         # that showed in the page-read p99 (tests/bench) and the per-write cost.
@@ -91,6 +105,3 @@ async def run(
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down: no longer ready, finishing in-flight writes")
-        app[LISTENERS].draining = True
-    finally:
-        await runner.cleanup()

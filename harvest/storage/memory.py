@@ -11,33 +11,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from harvest.domain import (
-    ApiToken,
-    AuthKey,
     DataEntry,
-    Group,
-    Operator,
     ResourceMetadata,
     ResourceType,
-    Sim,
 )
 from harvest.storage.base import (
     CategoryQuery,
     DeleteEntry,
     DeleteEverything,
-    DeleteGroup,
     DeleteResourceData,
-    DeleteTokens,
     EntryQuery,
     ExpireEntries,
-    MarkProvisioned,
     Mutation,
-    PutAuthKey,
     PutEntries,
-    PutGroup,
-    PutOperator,
     PutResource,
-    PutSim,
-    PutToken,
     RecordUsage,
     SnapshotReader,
     StateSnapshot,
@@ -45,6 +32,7 @@ from harvest.storage.base import (
     Usage,
     UsageKind,
 )
+from harvest.storage.state import StateTables
 
 _ResourceKey = tuple[str, ResourceType, str]
 
@@ -125,16 +113,11 @@ class MemoryStore:
     """:class:`~harvest.storage.base.Store` in dictionaries."""
 
     def __init__(self) -> None:
-        self._clear()
+        self._state = StateTables()
+        self._clear_data()
         self._applied = 0
 
-    def _clear(self) -> None:
-        self._provisioned = False
-        self._operators: dict[str, Operator] = {}
-        self._auth_keys: dict[str, AuthKey] = {}
-        self._tokens: dict[str, ApiToken] = {}
-        self._groups: dict[str, Group] = {}
-        self._sims: dict[str, Sim] = {}
+    def _clear_data(self) -> None:
         self._series: dict[_ResourceKey, _Series] = {}
         self._usage: dict[tuple[str, str, str, UsageKind], int] = {}
 
@@ -145,14 +128,7 @@ class MemoryStore:
         return None
 
     async def load_state(self) -> StateSnapshot:
-        return StateSnapshot(
-            provisioned=self._provisioned,
-            operators=tuple(self._operators.values()),
-            auth_keys=tuple(self._auth_keys.values()),
-            tokens=tuple(self._tokens.values()),
-            groups=tuple(self._groups.values()),
-            sims=tuple(self._sims.values()),
-        )
+        return self._state.snapshot()
 
     async def apply(self, mutations: Sequence[Mutation]) -> None:
         # Nothing here awaits, so the whole sequence is applied atomically on the loop.
@@ -169,7 +145,10 @@ class MemoryStore:
                 self._usage[key] = self._usage.get(key, 0) + row.count
 
     def _apply(self, mutation: Mutation) -> None:
-        if isinstance(mutation, PutEntries):
+        if self._state.apply(mutation):
+            if isinstance(mutation, DeleteEverything):
+                self._clear_data()
+        elif isinstance(mutation, PutEntries):
             for entry in mutation.entries:
                 key = (entry.operator_id, entry.resource_type, entry.resource_id)
                 series = self._series.setdefault(key, _Series())
@@ -205,25 +184,6 @@ class MemoryStore:
             )
             series.last_modified = meta.last_modified_ms
             series.attribute_names = set(meta.attribute_names)
-        elif isinstance(mutation, PutOperator):
-            self._operators[mutation.operator.operator_id] = mutation.operator
-        elif isinstance(mutation, PutAuthKey):
-            self._auth_keys[mutation.auth_key.key_id] = mutation.auth_key
-        elif isinstance(mutation, PutToken):
-            self._tokens[mutation.token.token] = mutation.token
-        elif isinstance(mutation, DeleteTokens):
-            for token in mutation.tokens:
-                self._tokens.pop(token, None)
-        elif isinstance(mutation, PutGroup):
-            self._groups[mutation.group.group_id] = mutation.group
-        elif isinstance(mutation, DeleteGroup):
-            self._groups.pop(mutation.group_id, None)
-        elif isinstance(mutation, PutSim):
-            self._sims[mutation.sim.imsi] = mutation.sim
-        elif isinstance(mutation, DeleteEverything):
-            self._clear()
-        elif isinstance(mutation, MarkProvisioned):
-            self._provisioned = True
         else:  # pragma: no cover - the union is exhaustive
             raise TypeError(f"unknown mutation {mutation!r}")
 
