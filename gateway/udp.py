@@ -125,7 +125,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                         sum(len(e.content) for e in item.mutation.entries), elapsed, self.name,
                     )  # fmt: skip
             if self.ingest.metrics is not None:
-                latency = self.ingest.metrics.write_latency.labels("udp")
+                latency = self.ingest.metrics.protocol["udp"].latency
                 elapsed = time.perf_counter() - started
                 for _ in accepted:
                     latency.observe(elapsed)

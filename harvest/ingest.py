@@ -178,7 +178,7 @@ class IngestService:
             await self.commit([accepted])
         finally:
             if self.metrics is not None:
-                self.metrics.write_latency.labels(upload.transport.value).observe(
+                self.metrics.protocol[upload.transport.value].latency.observe(
                     time.perf_counter() - started
                 )
         return accepted
@@ -187,8 +187,9 @@ class IngestService:
         """Every check and conversion, without storing; raises :class:`HarvestError`."""
         metrics = self.metrics
         if metrics is not None:
-            metrics.writes_received.labels(upload.transport.value).inc()
-            metrics.payload_size.labels(upload.transport.value).observe(len(upload.body))
+            series = metrics.protocol[upload.transport.value]
+            series.received.inc()
+            series.payload_size.observe(len(upload.body))
         try:
             return self._prepare(upload)
         except Dropped:
@@ -238,13 +239,13 @@ class IngestService:
     def _count_stored(self, metrics: Metrics, accepted: Sequence[Accepted]) -> None:
         for item in accepted:
             count = item.entries
-            metrics.writes_stored.labels(item.transport.value).inc(count)
+            metrics.protocol[item.transport.value].stored.inc(count)
             metrics.stored_bytes.inc(sum(len(e.content) for e in item.mutation.entries))
             reservation = item.reservation
             if reservation.included:
-                metrics.bundle_writes.labels("included").inc(reservation.included)
+                metrics.bundle_included.inc(reservation.included)
             if reservation.overage:
-                metrics.bundle_writes.labels("overage").inc(reservation.overage)
+                metrics.bundle_overage.inc(reservation.overage)
                 # the send that crossed the 2,000: some included, or none left before it
                 used_after = self._quotas.quota(item.sim.imsi).used
                 if used_after - reservation.count <= self._quotas.bundle.included:

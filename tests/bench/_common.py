@@ -126,6 +126,9 @@ def emulator_args(data_dir: Path, *extra: str) -> list[str]:
         # One SIM sending as fast as it can: the per-SIM ceiling (and the API budget for the
         # page-read samples) would answer 429 long before the server is saturated.
         "--no-rate-limits",
+        # a log line per request is an access log for people; at these rates nobody reads it
+        "--request-log",
+        "off",
         *extra,
     ]
 
