@@ -246,10 +246,8 @@ class IngestService:
                 metrics.bundle_included.inc(reservation.included)
             if reservation.overage:
                 metrics.bundle_overage.inc(reservation.overage)
-                # the send that crossed the 2,000: some included, or none left before it
-                used_after = self._quotas.quota(item.sim.imsi).used
-                if used_after - reservation.count <= self._quotas.bundle.included:
-                    metrics.bundle_exhausted.inc()
+            if reservation.exhausted:
+                metrics.bundle_exhausted.inc()
             metrics.sim_stored(item.sim.imsi, count)
 
     def _binary(self, body: bytes, sim: Sim, group: Group) -> str:

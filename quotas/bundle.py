@@ -73,6 +73,8 @@ class Reservation:
     refused: bool
     #: Which counts this reservation belongs to (see :meth:`DailyBundle.release`).
     stamp: int
+    #: This send used up the bundle: the SIM-day had included writes left before it, none after.
+    exhausted: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -172,7 +174,8 @@ class DailyBundle:
         refused = overage > 0 and rule == QuotaPolicy.REJECT
         if not refused:
             counts[imsi] = used + n
-        return Reservation(imsi, day, n, included, overage, refused, self._stamp)
+        exhausted = not refused and used < self.included <= used + n
+        return Reservation(imsi, day, n, included, overage, refused, self._stamp, exhausted)
 
     def release(self, reservation: Reservation) -> None:
         """Undo an accepted reservation whose writes were not stored; call it at most once.

@@ -124,7 +124,9 @@ def test_a_batch_crossing_the_bundle(
 ) -> None:
     bundle = bundle_with(clock, {A: 1990}, policy)
     reservation = bundle.reserve(A, 20)
-    assert reservation == Reservation(A, DAY, 20, *expected, stamp=reservation.stamp)
+    assert reservation == Reservation(
+        A, DAY, 20, *expected, stamp=reservation.stamp, exhausted=reservation.exhausted
+    )
     assert bundle.usage(A).used == used
 
 
@@ -394,3 +396,13 @@ def test_the_bundle_agrees_with_a_naive_count(
                 next_reset_ms=(clock.now // DAY_MS + 1) * DAY_MS,
             )
     assert source.asked == loads  # the source is asked once per day, and again after a reset
+
+
+@pytest.mark.parametrize(
+    ("before", "n", "exhausted"),
+    [(0, 1999, False), (0, 2000, True), (1999, 1, True), (1999, 5, True), (2000, 1, False)],
+)
+def test_exhausted_marks_the_send_that_used_up_the_bundle(
+    clock: FakeClock, before: int, n: int, exhausted: bool
+) -> None:
+    assert bundle_with(clock, {A: before}).reserve(A, n).exhausted is exhausted
