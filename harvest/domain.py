@@ -189,9 +189,14 @@ class DataEntry:
     content_type: str
     content: str
     category: str | None = None
+    #: The content's top-level keys when whoever built the entry already knows them (the
+    #: ingest parsed the JSON anyway), so the writer need not parse it again.
+    attributes: tuple[str, ...] | None = field(default=None, compare=False)
 
     def attribute_names(self) -> tuple[str, ...]:
         """Top-level keys of a JSON object content (``DataResourceMetadata.attributeNames``)."""
+        if self.attributes is not None:
+            return self.attributes
         if self.content_type != "application/json":
             return ()
         try:

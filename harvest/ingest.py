@@ -45,6 +45,8 @@ from quotas.service import QuotaService
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+#: The top-level keys of binary's plain stored form ``{"payload": ...}``.
+PAYLOAD_KEYS = ("payload",)
 AIR_NAMESPACE = "SoracomAir"
 _TEXT_TYPES = frozenset({"application/x-www-form-urlencoded", "application/xml"})
 
@@ -250,8 +252,9 @@ class IngestService:
                 metrics.bundle_exhausted.inc()
             metrics.sim_stored(item.sim.imsi, count)
 
-    def _binary(self, body: bytes, sim: Sim, group: Group) -> str:
-        """Binary through the group's Binary Parser, or the plain payload form.
+    def _binary(self, body: bytes, sim: Sim, group: Group) -> tuple[str, tuple[str, ...]]:
+        """Binary through the group's Binary Parser, or the plain payload form; with the
+        stored JSON's top-level keys.
 
         A payload the format cannot parse (or a format that does not compile) is still stored,
         in the plain form, and the reason goes to the error log (notes 1.6): data is never
@@ -259,9 +262,10 @@ class IngestService:
         """
         fmt = binary_parser_format(group)
         if fmt is None:
-            return payload_form(body)
+            return payload_form(body), PAYLOAD_KEYS
         try:
-            return to_json(parser_for(fmt).parse(body))
+            parsed = parser_for(fmt).parse(body)
+            return to_json(parsed), tuple(parsed)
         except BinaryParserError as error:
             self._error_log.record(
                 sim.operator_id,
@@ -271,7 +275,7 @@ class IngestService:
                 level="warning",
                 format=fmt,
             )
-            return payload_form(body)
+            return payload_form(body), PAYLOAD_KEYS
 
     def _prepare(self, upload: Upload) -> Accepted:
         verdict = NO_FAULT
@@ -304,7 +308,12 @@ class IngestService:
                 errors.HARVEST_DISABLED, f"Harvest Data is not enabled for group {group.group_id}."
             )
         typed = decode_typed(upload.body, upload.content_type)
-        content_type, content = typed or (JSON, self._binary(upload.body, sim, group))
+        keys: tuple[str, ...] | None = None  # known without parsing: binary's stored form
+        if typed is None:
+            content, keys = self._binary(upload.body, sim, group)
+            content_type = JSON
+        else:
+            content_type, content = typed
         now = self._clock.now_ms()
         options = self._options(group)
         try:
@@ -320,6 +329,7 @@ class IngestService:
                 content_type,
                 text,
                 options.category,
+                keys if text is content else None,  # a batch element has keys of its own
             )
             for time, text in stamped
         )

@@ -155,8 +155,14 @@ class _Plan:
     (a reset followed by provisioning in the same batch).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, known: dict[tuple[str, str, str], frozenset[str]] | None = None) -> None:
         self.steps: list[tuple[str, list[tuple[Any, ...]]]] = []
+        #: Attribute names already stored per resource (the store's cache, writer thread only):
+        #: a resource whose names are all known is upserted without the JSON union.
+        self.known = known if known is not None else {}
+        #: This plan deletes or replaces resource rows: the cache is stale after it.
+        self.invalidates = False
+        self.touched: dict[tuple[str, str, str], set[str]] = {}
         self._entries: list[tuple[Any, ...]] = []
         self._resources: dict[tuple[str, str, str], tuple[int, set[str]]] = {}
         self._usage: dict[tuple[str, str, str, str], int] = {}
@@ -172,13 +178,15 @@ class _Plan:
             self._step(_PUT_ENTRY, self._entries)
             self._entries = []
         if self._resources:
-            self._step(
-                _PUT_RESOURCE,
-                (
-                    (*key, modified, json.dumps(sorted(names)))
-                    for key, (modified, names) in self._resources.items()
-                ),
-            )
+            rows = []
+            for key, (modified, names) in self._resources.items():
+                known = self.known.get(key)
+                if known is not None and names <= known:
+                    rows.append((*key, modified, "[]"))  # the row exists with these names
+                else:
+                    rows.append((*key, modified, json.dumps(sorted(names))))
+                    self.touched[key] = names
+            self._step(_PUT_RESOURCE, rows)
             self._resources = {}
         if self._usage:
             self._step(_RECORD_USAGE, ((*key, n) for key, n in self._usage.items()))
@@ -208,6 +216,9 @@ class _Plan:
             self._add_usage(mutation.usage)
             return
         self._flush_data()
+        if isinstance(mutation, DeleteResourceData | DeleteEverything | PutResource):
+            self.invalidates = True
+            self.known = {}  # rows may be gone from here on in this very transaction
         if isinstance(mutation, DeleteEntry):
             self._step(
                 "DELETE FROM entries WHERE operator_id = ? AND resource_type = ? "
@@ -290,9 +301,14 @@ class _Plan:
         return self.steps
 
 
-def _commit_on_writer_thread(db: sqlite3.Connection, mutations: Sequence[Mutation]) -> None:
-    """Run on aiosqlite's thread: build the plan and commit it, or roll back."""
-    plan = _Plan()
+def _commit_on_writer_thread(
+    db: sqlite3.Connection,
+    mutations: Sequence[Mutation],
+    known: dict[tuple[str, str, str], frozenset[str]],
+) -> None:
+    """Run on aiosqlite's thread: build the plan and commit it, or roll back. ``known`` (the
+    attribute names stored per resource) is updated only once the commit succeeded."""
+    plan = _Plan(known)
     for mutation in mutations:
         plan.add(mutation)
     steps = plan.finish()
@@ -304,6 +320,11 @@ def _commit_on_writer_thread(db: sqlite3.Connection, mutations: Sequence[Mutatio
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    if plan.invalidates:
+        known.clear()
+    else:
+        for key, names in plan.touched.items():
+            known[key] = known.get(key, frozenset()) | names
 
 
 async def _read_state(db: aiosqlite.Connection) -> StateSnapshot:
@@ -379,6 +400,8 @@ class SqliteStore:
         self._reader: aiosqlite.Connection | None = None
         self._queue: asyncio.Queue[_Waiter | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        #: Attribute names stored per resource, touched only on the writer thread.
+        self._known_names: dict[tuple[str, str, str], frozenset[str]] = {}
         #: Told (mutations, seconds) after each committed transaction (metrics).
         self.on_batch: Callable[[int, float], None] | None = None
         self._batches = 0
@@ -511,7 +534,9 @@ class SqliteStore:
         db = self._writer
         assert db is not None
         started = time.perf_counter()
-        await db._execute(_commit_on_writer_thread, db._conn, mutations)  # type: ignore[no-untyped-call]
+        await db._execute(  # type: ignore[no-untyped-call]
+            _commit_on_writer_thread, db._conn, mutations, self._known_names
+        )
         if self.on_batch is not None:
             self.on_batch(len(mutations), time.perf_counter() - started)
         self._batches += 1

@@ -280,7 +280,11 @@ times = st.integers(min_value=0, max_value=40)
 operations = st.lists(
     st.one_of(
         st.tuples(
-            st.just("put"), resources, times, st.text(max_size=5), st.sampled_from([None, "c"])
+            st.just("put"),
+            resources,
+            times,
+            st.sampled_from(['{"a":1}', '{"b":2}', '{"a":3,"c":4}', "[1]", "x"]),
+            st.sampled_from([None, "c"]),
         ),
         st.tuples(st.just("delete"), resources, times),
         st.tuples(st.just("reset"), resources),
@@ -324,7 +328,7 @@ async def read_everything(store: Store, read: tuple[str, bool, int, int, int]) -
     return [
         seen,
         [(e.resource_id, e.time) for e in category],
-        [(m.resource_id, m.last_modified_ms) for m in metadata],
+        [(m.resource_id, m.last_modified_ms, m.attribute_names) for m in metadata],
         counts,
     ]
 
@@ -356,3 +360,18 @@ def test_sqlite_and_memory_stores_agree(
 
     from_sqlite, from_memory = asyncio.run(scenario())
     assert from_sqlite == from_memory
+
+
+async def test_attribute_names_survive_a_resource_reset_and_rewrite(store: Store) -> None:
+    """The SQLite store remembers which names a resource row holds, to skip the JSON union on
+    later writes; a reset (or a wipe) must forget that, or a re-created row would lose them."""
+    for wipe in (DeleteResourceData(OP, SUB, "1"), DeleteEverything()):
+        await store.apply([PutEntries((entry("1", 1, '{"a":1}'),), 10)])
+        await store.apply([wipe])
+        await store.apply([PutEntries((entry("1", 2, '{"a":2}'),), 20)])
+        [meta] = await store.list_resources(OP, None, 10, None)
+        assert meta.attribute_names == ("a",)
+        # and in one transaction: reset and write again
+        await store.apply([wipe, PutEntries((entry("1", 3, '{"a":3}'),), 30)])
+        [meta] = await store.list_resources(OP, None, 10, None)
+        assert meta.attribute_names == ("a",)
