@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -59,31 +60,52 @@ async def stored_times(base: str, imsi: str) -> set[int]:
         return {entry["time"] for entry in entries}
 
 
-async def test_a_killed_emulator_keeps_every_acknowledged_write(tmp_path: Path) -> None:
-    data_dir = str(tmp_path / "data")
-    acked: dict[str, list[int]] = {}
-    with running(["--port", "0", "--data-dir", data_dir]) as process:
-        sims = await provision(process.base_url, 4)
-        stop, enough = asyncio.Event(), asyncio.Event()
-        writers = []
-        for sim in sims:
-            acked[sim["imsi"]] = []
-            writers.append(
-                asyncio.create_task(
-                    write_until_stopped(process.base_url, sim, acked[sim["imsi"]], stop, enough)
-                )
-            )
-        await enough.wait()  # one SIM has 100 acknowledged writes; all are mid-stream
-        process.popen.send_signal(signal.SIGKILL)  # a crash, mid-stream
-        await asyncio.to_thread(process.popen.wait)
-        stop.set()
-        await asyncio.gather(*writers)
+@dataclass
+class Load:
+    """Writers from several SIMs, each noting its acknowledged writes."""
 
+    acked: dict[str, list[int]]
+    stop: asyncio.Event
+    writers: list[asyncio.Task[None]]
+
+    async def finish(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.writers)
+
+
+async def start_load(base: str, sims: int = 4) -> Load:
+    """Start the writers and return once one SIM has 100 acknowledged writes: all of them are
+    then mid-stream."""
+    load = Load({}, asyncio.Event(), [])
+    enough = asyncio.Event()
+    for sim in await provision(base, sims):
+        load.acked[sim["imsi"]] = []
+        load.writers.append(
+            asyncio.create_task(
+                write_until_stopped(base, sim, load.acked[sim["imsi"]], load.stop, enough)
+            )
+        )
+    await enough.wait()
+    return load
+
+
+async def assert_all_kept(data_dir: str, acked: dict[str, list[int]]) -> None:
+    """Restart on ``data_dir`` and check every acknowledged write is there."""
     with running(["--port", "0", "--data-dir", data_dir]) as process:
         for imsi, times in acked.items():
             assert times, f"SIM {imsi} wrote nothing"
             missing = set(times) - await stored_times(process.base_url, imsi)
             assert not missing, f"{len(missing)} acknowledged writes of {imsi} were lost"
+
+
+async def test_a_killed_emulator_keeps_every_acknowledged_write(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    with running(["--port", "0", "--data-dir", data_dir]) as process:
+        load = await start_load(process.base_url)
+        process.popen.send_signal(signal.SIGKILL)  # a crash, mid-stream
+        await asyncio.to_thread(process.popen.wait)
+        await load.finish()
+    await assert_all_kept(data_dir, load.acked)
 
 
 async def test_a_restart_keeps_state_and_does_not_provision_again(tmp_path: Path) -> None:
@@ -115,28 +137,13 @@ async def test_sigterm_under_load_finishes_in_flight_writes_and_exits_in_time(
     tmp_path: Path,
 ) -> None:
     data_dir = str(tmp_path / "data")
-    acked: dict[str, list[int]] = {}
     with running(["--port", "0", "--data-dir", data_dir]) as process:
-        sims = await provision(process.base_url, 4)
-        stop, enough = asyncio.Event(), asyncio.Event()
-        writers = []
-        for sim in sims:
-            acked[sim["imsi"]] = []
-            writers.append(
-                asyncio.create_task(
-                    write_until_stopped(process.base_url, sim, acked[sim["imsi"]], stop, enough)
-                )
-            )
-        await enough.wait()
+        load = await start_load(process.base_url)
         started = time.monotonic()
         process.popen.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(process.popen.wait, 30)
         elapsed = time.monotonic() - started
-        stop.set()
-        await asyncio.gather(*writers)
+        await load.finish()
         assert code == 0
         assert elapsed < 20, f"shutdown took {elapsed:.1f} s"
-    with running(["--port", "0", "--data-dir", data_dir]) as process:
-        for imsi, times in acked.items():
-            missing = set(times) - await stored_times(process.base_url, imsi)
-            assert not missing, f"{len(missing)} acknowledged writes of {imsi} were lost"
+    await assert_all_kept(data_dir, load.acked)
