@@ -403,23 +403,23 @@ def _resource_type(value: str, what: str) -> ResourceType:
         raise SnapshotError(f"a bad {what}: unknown resource type {value!r}") from None
 
 
+#: State record kinds: how each is loaded, and the field its records are ordered by.
+_STATE_LOADERS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "operator": (codec.load_operator, "operator_id"),
+    "auth_key": (codec.load_auth_key, "key_id"),
+    "token": (codec.load_token, "token"),
+    "group": (codec.load_group, "group_id"),
+    "sim": (codec.load_sim, "imsi"),
+}
+
+
 def _parse(kind: str, record: list[Any]) -> tuple[Any, tuple[Any, ...]]:
     """The record's value and its sort key (keys ascend strictly within a kind)."""
-    if kind == "operator":
-        operator = _state(record, codec.load_operator, kind)
-        return operator, (operator.operator_id,)
-    if kind == "auth_key":
-        key = _state(record, codec.load_auth_key, kind)
-        return key, (key.key_id,)
-    if kind == "token":
-        token = _state(record, codec.load_token, kind)
-        return token, (token.token,)
-    if kind == "group":
-        group = _state(record, codec.load_group, kind)
-        return group, (group.group_id,)
-    if kind == "sim":
-        sim = _state(record, codec.load_sim, kind)
-        return sim, (sim.imsi,)
+    state = _STATE_LOADERS.get(kind)
+    if state is not None:
+        load, key = state
+        value = _state(record, load, kind)
+        return value, (getattr(value, key),)
     if kind == "provisioned":
         (flag,) = _fields(record, (bool,), kind)
         return flag, ()
