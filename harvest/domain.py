@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -132,6 +133,11 @@ class Group:
     configuration: Mapping[str, Mapping[str, Any]]
     created_ms: int
     modified_ms: int
+    #: A number no other version of any group has had in this process: the state tables give
+    #: every group they take in a new one (:func:`revised`). Caches of what is derived from a
+    #: group key on it, never on ``modified_ms``: under a frozen clock every change happens
+    #: in the same millisecond. Not stored, not compared.
+    revision: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.configuration) - CONFIGURATION_NAMESPACES
@@ -141,6 +147,14 @@ class Group:
     @property
     def harvest_enabled(self) -> bool:
         return self.configuration.get(HARVEST_NAMESPACE, {}).get(HARVEST_ENABLED_KEY) is True
+
+
+_REVISIONS = itertools.count(1)
+
+
+def revised(group: Group) -> Group:
+    """``group`` with a fresh :attr:`Group.revision`."""
+    return replace(group, revision=next(_REVISIONS))
 
 
 @dataclass(frozen=True, slots=True)

@@ -348,8 +348,8 @@ class IngestService:
         )  # fmt: skip
 
     def _options(self, group: Group) -> HarvestOptions:
-        """The group's Harvest options, parsed once per version of the group."""
-        key = (group.group_id, group.modified_ms)
+        """The group's Harvest options, parsed once per revision of the group."""
+        key = (group.group_id, group.revision)
         cached = self._options_cache.get(key)
         if cached is None:
             try:

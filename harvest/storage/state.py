@@ -6,7 +6,7 @@ one :meth:`StateTables.apply` serves both, so they cannot drift apart.
 
 from __future__ import annotations
 
-from harvest.domain import ApiToken, AuthKey, Group, Operator, Sim
+from harvest.domain import ApiToken, AuthKey, Group, Operator, Sim, revised
 from harvest.storage.base import (
     DeleteEverything,
     DeleteGroup,
@@ -26,6 +26,8 @@ class StateTables:
     """Operators, auth keys, tokens, groups and SIMs by key, and whether provisioning ran.
 
     The dictionaries are cleared in place, never replaced, so references to them stay valid.
+    Every group put here gets a new revision (:func:`~harvest.domain.revised`), so whatever is
+    cached from a group is recomputed after any change to it, however fast the changes come.
     """
 
     def __init__(self) -> None:
@@ -47,7 +49,7 @@ class StateTables:
         self.operators.update((o.operator_id, o) for o in snapshot.operators)
         self.auth_keys.update((k.key_id, k) for k in snapshot.auth_keys)
         self.tokens.update((t.token, t) for t in snapshot.tokens)
-        self.groups.update((g.group_id, g) for g in snapshot.groups)
+        self.groups.update((g.group_id, revised(g)) for g in snapshot.groups)
         self.sims.update((s.imsi, s) for s in snapshot.sims)
 
     def snapshot(self) -> StateSnapshot:
@@ -75,7 +77,7 @@ class StateTables:
             for token in mutation.tokens:
                 self.tokens.pop(token, None)
         elif isinstance(mutation, PutGroup):
-            self.groups[mutation.group.group_id] = mutation.group
+            self.groups[mutation.group.group_id] = revised(mutation.group)
         elif isinstance(mutation, DeleteGroup):
             self.groups.pop(mutation.group_id, None)
         elif isinstance(mutation, PutSim):
