@@ -24,8 +24,7 @@ from gateway.unified import HOSTS, PATH_PREFIX, ResponseFormat, response_format,
 from harvest import errors
 from harvest.context import CLOCK, INGEST, SETTINGS
 from harvest.domain import Transport, Upload
-from harvest.errors import HarvestError
-from harvest.faults import Dropped
+from harvest.errors import Dropped, HarvestError
 from harvest.requestlog import REQUEST_LOG
 from harvest.web import dumps, json_response
 
@@ -169,4 +168,5 @@ async def wrong_method(request: web.Request) -> web.Response:
     raise HarvestError(
         errors.DEVICE_METHOD_NOT_ALLOWED,
         f"{request.method} is not a Harvest write; devices send POST.",
+        headers={"Allow": "POST"},
     )

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 from gateway.unified import ResponseFormat, raw_unified_reply, response_format
 from harvest.domain import Group, Transport, Upload
-from harvest.errors import HarvestError
-from harvest.faults import Dropped
+from harvest.errors import Dropped, HarvestError
 from harvest.ingest import Accepted, IngestService
 from harvest.requestlog import RequestLog
 

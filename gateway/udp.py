@@ -16,8 +16,7 @@ from typing import cast
 
 from gateway.raw import BUSY, FAILED, RawReply, Replies, upload
 from harvest.domain import Transport, Upload
-from harvest.errors import HarvestError
-from harvest.faults import Dropped
+from harvest.errors import Dropped, HarvestError
 from harvest.ingest import Accepted, IngestService
 from harvest.requestlog import RequestLog
 

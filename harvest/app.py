@@ -9,71 +9,149 @@ from harvest.api import auth, data, groups, logs, subscribers
 from harvest.clock import EmulatorClock
 from harvest.context import API_APP, CLOCK, LISTENERS, SETTINGS, Listeners, services_context
 from harvest.control import control_app
-from harvest.faults import FAULTS, Faults
+from harvest.faults import FAULTS, Faults, fault_middleware
 from harvest.metrics import METRICS, Metrics, api_metrics_middleware, get_metrics
 from harvest.requestlog import REQUEST_LOG, RequestLog
 from harvest.settings import Settings
-from harvest.web import error_middleware
+from harvest.web import Handler, error_middleware
 from quotas.app import setup_quotas
 
 #: Largest management API body; device bodies are read with their own, smaller, limit.
 API_MAX_BODY = 1024 * 1024
 
 
+#: ``/v1`` operations: (method, path, handler, SORACOM operationId). The route's name is its
+#: operationId, which metrics, fault rules and the request log read; handlers are the
+#: operationId's snake_case.
+API_ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
+    ("POST", "/auth", auth.auth, "auth"),
+    ("POST", "/auth/logout", auth.logout, "logout"),
+    ("GET", "/operators/{operator_id}", auth.get_operator, "getOperator"),
+    ("POST", "/operators/{operator_id}/token", auth.generate_auth_token, "generateAuthToken"),
+    (
+        "POST",
+        "/operators/{operator_id}/contracts",
+        auth.add_operator_contract,
+        "addOperatorContract",
+    ),
+    (
+        "DELETE",
+        "/operators/{operator_id}/contracts/{contract_name}",
+        auth.delete_operator_contract,
+        "deleteOperatorContract",
+    ),
+    (
+        "GET",
+        "/data/metadata/resources",
+        data.list_data_resource_metadata,
+        "listDataResourceMetadata",
+    ),
+    ("GET", "/data/resources", data.list_data_source_resources, "listDataSourceResources"),
+    (
+        "GET",
+        "/data/categories/{category}",
+        data.get_data_entries_by_category,
+        "getDataEntriesByCategory",
+    ),
+    ("GET", "/data/{resource_type}/{resource_id}", data.get_data_entries, "getDataEntries"),
+    ("GET", "/data/{resource_type}/{resource_id}/{time}", data.get_data_entry, "getDataEntry"),
+    (
+        "DELETE",
+        "/data/{resource_type}/{resource_id}/{time}",
+        data.delete_data_entry,
+        "deleteDataEntry",
+    ),
+    ("GET", "/subscribers/{imsi}/data", data.get_data_from_subscriber, "getDataFromSubscriber"),
+    ("GET", "/sims/{sim_id}/data", data.get_data_from_sim, "getDataFromSim"),
+    ("GET", "/devices/{device_id}/data", data.get_data_from_device, "getDataFromDevice"),
+    (
+        "GET",
+        "/lora_devices/{device_id}/data",
+        data.get_data_from_lora_device,
+        "getDataFromLoraDevice",
+    ),
+    (
+        "GET",
+        "/sigfox_devices/{device_id}/data",
+        data.get_data_from_sigfox_device,
+        "getDataFromSigfoxDevice",
+    ),
+    ("GET", "/subscribers", subscribers.list_subscribers, "listSubscribers"),
+    ("GET", "/subscribers/{imsi}", subscribers.get_subscriber, "getSubscriber"),
+    ("POST", "/subscribers/{imsi}/set_group", subscribers.set_group, "setGroup"),
+    ("POST", "/subscribers/{imsi}/unset_group", subscribers.unset_group, "unsetGroup"),
+    ("POST", "/subscribers/{imsi}/activate", subscribers.activate, "activateSubscriber"),
+    ("POST", "/subscribers/{imsi}/deactivate", subscribers.deactivate, "deactivateSubscriber"),
+    ("POST", "/subscribers/{imsi}/suspend", subscribers.suspend, "suspendSubscriber"),
+    (
+        "POST",
+        "/subscribers/{imsi}/set_to_standby",
+        subscribers.set_to_standby,
+        "setSubscriberToStandby",
+    ),
+    ("POST", "/subscribers/{imsi}/terminate", subscribers.terminate, "terminateSubscriber"),
+    (
+        "POST",
+        "/subscribers/{imsi}/enable_termination",
+        subscribers.enable_termination,
+        "enableTermination",
+    ),
+    (
+        "POST",
+        "/subscribers/{imsi}/disable_termination",
+        subscribers.disable_termination,
+        "disableTermination",
+    ),
+    ("GET", "/sims", subscribers.list_sims, "listSims"),
+    ("GET", "/sims/{sim_id}", subscribers.get_sim, "getSim"),
+    ("GET", "/groups", groups.list_groups, "listGroups"),
+    ("POST", "/groups", groups.create_group, "createGroup"),
+    ("GET", "/groups/{group_id}", groups.get_group, "getGroup"),
+    ("DELETE", "/groups/{group_id}", groups.delete_group, "deleteGroup"),
+    (
+        "PUT",
+        "/groups/{group_id}/configuration/{namespace}",
+        groups.put_configuration_parameters,
+        "putConfigurationParameters",
+    ),
+    (
+        "DELETE",
+        "/groups/{group_id}/configuration/{namespace}",
+        groups.delete_configuration_namespace,
+        "deleteConfigurationNamespace",
+    ),
+    (
+        "DELETE",
+        "/groups/{group_id}/configuration/{namespace}/{name}",
+        groups.delete_configuration_parameter,
+        "deleteConfigurationParameter",
+    ),
+    (
+        "GET",
+        "/groups/{group_id}/subscribers",
+        groups.list_subscribers_in_group,
+        "listSubscribersInGroup",
+    ),
+    ("GET", "/logs", logs.get_logs, "getLogs"),
+)
+
+
 def api_app() -> web.Application:
-    """``/v1``: handlers are the snake_case of SORACOM's operationIds."""
-    app = web.Application(middlewares=[api_metrics_middleware, auth.auth_middleware])
-    r = app.router
-    r.add_post("/auth", auth.auth)
-    r.add_post("/auth/logout", auth.logout)
-    r.add_get("/operators/{operator_id}", auth.get_operator)
-    r.add_post("/operators/{operator_id}/token", auth.generate_auth_token)
-    r.add_post("/operators/{operator_id}/contracts", auth.add_operator_contract)
-    r.add_delete(
-        "/operators/{operator_id}/contracts/{contract_name}", auth.delete_operator_contract
+    """``/v1``: :data:`API_ROUTES`, and the middlewares every call passes through."""
+    app = web.Application(
+        middlewares=[api_metrics_middleware, auth.auth_middleware, fault_middleware]
     )
-
-    r.add_get("/data/metadata/resources", data.list_data_resource_metadata)
-    r.add_get("/data/resources", data.list_data_source_resources)
-    r.add_get("/data/categories/{category}", data.get_data_entries_by_category)
-    r.add_get("/data/{resource_type}/{resource_id}", data.get_data_entries)
-    r.add_get("/data/{resource_type}/{resource_id}/{time}", data.get_data_entry)
-    r.add_delete("/data/{resource_type}/{resource_id}/{time}", data.delete_data_entry)
-    r.add_get("/subscribers/{imsi}/data", data.get_data_from_subscriber)
-    r.add_get("/sims/{sim_id}/data", data.get_data_from_sim)
-    r.add_get("/devices/{device_id}/data", data.get_data_from_device)
-    r.add_get("/lora_devices/{device_id}/data", data.get_data_from_lora_device)
-    r.add_get("/sigfox_devices/{device_id}/data", data.get_data_from_sigfox_device)
-
-    r.add_get("/subscribers", subscribers.list_subscribers)
-    r.add_get("/subscribers/{imsi}", subscribers.get_subscriber)
-    r.add_post("/subscribers/{imsi}/set_group", subscribers.set_group)
-    r.add_post("/subscribers/{imsi}/unset_group", subscribers.unset_group)
-    r.add_post("/subscribers/{imsi}/activate", subscribers.activate)
-    r.add_post("/subscribers/{imsi}/deactivate", subscribers.deactivate)
-    r.add_post("/subscribers/{imsi}/suspend", subscribers.suspend)
-    r.add_post("/subscribers/{imsi}/set_to_standby", subscribers.set_to_standby)
-    r.add_post("/subscribers/{imsi}/terminate", subscribers.terminate)
-    r.add_post("/subscribers/{imsi}/enable_termination", subscribers.enable_termination)
-    r.add_post("/subscribers/{imsi}/disable_termination", subscribers.disable_termination)
-    r.add_get("/sims", subscribers.list_sims)
-    r.add_get("/sims/{sim_id}", subscribers.get_sim)
-
-    r.add_get("/groups", groups.list_groups)
-    r.add_post("/groups", groups.create_group)
-    r.add_get("/groups/{group_id}", groups.get_group)
-    r.add_delete("/groups/{group_id}", groups.delete_group)
-    r.add_put("/groups/{group_id}/configuration/{namespace}", groups.put_configuration_parameters)
-    r.add_delete(
-        "/groups/{group_id}/configuration/{namespace}", groups.delete_configuration_namespace
-    )
-    r.add_delete(
-        "/groups/{group_id}/configuration/{namespace}/{name}", groups.delete_configuration_parameter
-    )
-    r.add_get("/groups/{group_id}/subscribers", groups.list_subscribers_in_group)
-
-    r.add_get("/logs", logs.get_logs)
+    for method, path, handler, operation_id in API_ROUTES:
+        if method == "GET":  # and HEAD, as aiohttp's add_get does
+            app.router.add_get(path, handler, name=operation_id)
+        else:
+            app.router.add_route(method, path, handler, name=operation_id)
     return app
+
+
+def operation_ids(api: web.Application) -> frozenset[str]:
+    """The SORACOM operationIds the ``/v1`` application serves (its routes' names)."""
+    return frozenset(r.name for r in api.router.resources() if r.name is not None)
 
 
 def setup_harvest(app: web.Application, settings: Settings) -> None:
@@ -102,5 +180,6 @@ def create_app(settings: Settings) -> web.Application:
     setup_harvest(app, settings)
     setup_quotas(app, settings)
     app.add_subapp("/v1", app[API_APP])  # mounting freezes its routes
+    app[FAULTS].operations = operation_ids(app[API_APP])
     setup_gateway(app, settings)
     return app

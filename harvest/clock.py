@@ -2,7 +2,7 @@
 
 Every timestamp, token expiry, day boundary and retention cut-off reads :class:`Clock`. The
 emulator's clock follows wall time with an offset, and tests can freeze it, set it or advance it
-through the control plane.
+through the control plane. The rate ceilings alone measure real time (:class:`MonotonicClock`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ class Clock(Protocol):
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class MonotonicClock:
+    """Real elapsed time in milliseconds from an arbitrary origin, never set, frozen or moved:
+    what the rate ceilings measure throughput with (spec B9)."""
+
+    def now_ms(self) -> int:
+        return time.monotonic_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from aiohttp import web
 
 from gateway.identity import SessionTable
-from harvest.clock import EmulatorClock
+from harvest.clock import EmulatorClock, MonotonicClock
 from harvest.domain import ApiToken
 from harvest.errorlog import ErrorLog
 from harvest.faults import FAULTS
@@ -84,6 +84,7 @@ def make_quotas(settings: Settings, clock: EmulatorClock) -> QuotaService:
         device_writes_per_second=settings.device_writes_per_second,
         device_write_burst=settings.device_write_burst,
         api_calls_per_minute=settings.api_calls_per_minute,
+        counting=settings.rate_limit_counting,
     )
     ceilings = (
         {settings.operator_id: Decimal(settings.balance_ceiling)}
@@ -91,7 +92,11 @@ def make_quotas(settings: Settings, clock: EmulatorClock) -> QuotaService:
         else {}
     )
     return QuotaService(
-        clock, policy=QuotaPolicy(settings.quota_policy), rates=rates, ceilings=ceilings
+        clock,
+        policy=QuotaPolicy(settings.quota_policy),
+        rates=rates,
+        ceilings=ceilings,
+        rate_clock=MonotonicClock(),  # the ceilings measure real throughput (spec B9)
     )
 
 

@@ -9,6 +9,7 @@ transports answer the bare status code (spec B4). SORACOM publishes only a few o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,16 +34,30 @@ class ErrorSpec:
 
 
 class HarvestError(Exception):
-    """A refusal with a status, a code and a message, raised anywhere below the transports."""
+    """A refusal with a status, a code, a message and the response headers that go with it
+    (``Allow`` on a 405, the ``X-Soracom-Ratelimit-*`` headers on every ``/v1`` answer),
+    raised anywhere below the transports. The HTTP transport sends the headers; the raw
+    transports have none to send."""
 
     def __init__(
-        self, spec: ErrorSpec, message: str | None = None, *, status: int | None = None
+        self,
+        spec: ErrorSpec,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.message = message or spec.message
         #: Only an injected fault answers another status than its catalogue line's.
         self._status = spec.status if status is None else status
+        self.headers: dict[str, str] = dict(headers or {})
         super().__init__(f"{spec.code} {self.message}")
+
+    def with_headers(self, headers: Mapping[str, str]) -> HarvestError:
+        """This error, with ``headers`` added to its response headers."""
+        self.headers.update(headers)
+        return self
 
     @property
     def status(self) -> int:
@@ -55,6 +70,18 @@ class HarvestError(Exception):
     def body(self) -> dict[str, str]:
         """SORACOM's ``APICallErrorMessage`` shape."""
         return {"code": self.spec.code, "message": self.message}
+
+
+class Dropped(Exception):
+    """The request gets no answer at all: the transport hangs up (TCP, HTTP) or stays silent
+    (UDP). Raised for a ``drop`` fault, and for a SIM the network gives no data session.
+
+    ``reason``, when set, is why (it goes to the logs and metrics, never to the peer).
+    """
+
+    def __init__(self, reason: HarvestError | None = None) -> None:
+        self.reason = reason
+        super().__init__("dropped" if reason is None else f"dropped: {reason}")
 
 
 # --- management API: authentication (real SORACOM codes, notes real-service.md section 7) ---

@@ -2,7 +2,7 @@
 can exercise how firmware and backends cope (managed at ``/_emulator/faults``).
 
 A rule matches by SIM (IMSI), group, protocol (``http``, ``tcp``, ``udp`` for device writes,
-``api`` for the management API) and API operation (the snake_case of SORACOM's operationId);
+``api`` for the management API) and API operation (SORACOM's operationId, e.g. ``listSubscribers``);
 unset fields match anything. It fires for the next ``count`` matches, inside a window of the
 emulator clock (``from``/``until``, UNIX ms), and with a ``probability`` drawn from its own
 ``seed``, so a run is reproducible. Effects:
@@ -21,6 +21,7 @@ The control plane itself is never subject to faults.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -30,8 +31,8 @@ from aiohttp import web
 
 from harvest import errors
 from harvest.clock import Clock
-from harvest.errors import HarvestError
-from harvest.web import json_response, read_json_object
+from harvest.errors import Dropped, HarvestError
+from harvest.web import Handler, json_response, operation_of, read_json_object
 
 EFFECTS = ("delay", "status", "drop", "duplicate", "maintenance")
 PROTOCOLS = ("http", "tcp", "udp", "api")
@@ -39,10 +40,6 @@ _FIELDS = {
     "imsi", "groupId", "protocol", "operation", "effect", "delayMs", "status", "count",
     "from", "until", "probability", "seed",
 }  # fmt: skip
-
-
-class Dropped(Exception):
-    """The request is to get no answer (a ``drop`` fault); transports hang up or stay silent."""
 
 
 @dataclass(slots=True)
@@ -124,8 +121,31 @@ def _text(body: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def parse_rule(body: dict[str, Any]) -> FaultRule:
-    """A rule from its JSON form, or 400 naming what is wrong."""
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def _operation(body: dict[str, Any], known: frozenset[str]) -> str | None:
+    """The rule's operation as SORACOM's operationId. Its snake_case is accepted too (the
+    handlers' names); a name the API does not serve is refused, so a rule cannot silently
+    never match."""
+    value = _text(body, "operation")
+    if value is None or not known:
+        return value
+    if value in known:
+        return value
+    for operation_id in known:
+        if _snake(operation_id) == value:
+            return operation_id
+    raise _bad(
+        f"operation {value!r} is not an operation the API serves; use SORACOM's operationId,"
+        f" one of: {', '.join(sorted(known))}."
+    )
+
+
+def parse_rule(body: dict[str, Any], operations: frozenset[str] = frozenset()) -> FaultRule:
+    """A rule from its JSON form, or 400 naming what is wrong. ``operations`` are the
+    operationIds a rule may name (any, when empty)."""
     unknown = set(body) - _FIELDS
     if unknown:
         raise _bad(f"Unknown field(s): {', '.join(sorted(unknown))}.")
@@ -155,7 +175,7 @@ def parse_rule(body: dict[str, Any]) -> FaultRule:
         imsi=_text(body, "imsi"),
         group_id=_text(body, "groupId"),
         protocol=protocol,
-        operation=_text(body, "operation"),
+        operation=_operation(body, operations),
         delay_ms=delay or 0,
         status=status or 500,
         count=_int(body, "count", 1, 2**31),
@@ -187,6 +207,8 @@ class Faults:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self.rules: dict[str, FaultRule] = {}
+        #: The API's operationIds, which rules may name (set once the routes are built).
+        self.operations: frozenset[str] = frozenset()
 
     def add(self, rule: FaultRule) -> FaultRule:
         self.rules[rule.rule_id] = rule
@@ -229,9 +251,28 @@ class Faults:
 FAULTS = web.AppKey("faults", Faults)
 
 
+@web.middleware
+async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Apply the rules that match this ``/v1`` call (protocol ``api``, by operationId)."""
+    faults = request.config_dict[FAULTS]
+    if not faults.rules:
+        return await handler(request)
+    verdict = faults.check("api", operation=operation_of(request))
+    if verdict.delay_ms:
+        await asyncio.sleep(verdict.delay_ms / 1000)
+    if verdict.drop:
+        if request.transport is not None:
+            request.transport.close()
+        raise Dropped
+    if verdict.error is not None:
+        raise verdict.error
+    return await handler(request)
+
+
 async def create_fault(request: web.Request) -> web.Response:
     """``POST /_emulator/faults``: add a rule; answers 201 with it."""
-    rule = request.config_dict[FAULTS].add(parse_rule(await read_json_object(request)))
+    faults = request.config_dict[FAULTS]
+    rule = faults.add(parse_rule(await read_json_object(request), faults.operations))
     return json_response(rule.view(), status=201)
 
 

@@ -9,7 +9,6 @@ set; per-SIM write counters exist only with the ``metrics_per_sim`` setting, cap
 
 from __future__ import annotations
 
-import asyncio
 import platform
 import time
 from collections.abc import Callable, Iterable
@@ -29,10 +28,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from harvest import __version__
-from harvest.errors import HarvestError
-from harvest.faults import FAULTS
+from harvest.errors import Dropped, HarvestError
 from harvest.requestlog import REQUEST_LOG
-from harvest.web import Handler
+from harvest.web import Handler, operation_of
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -231,34 +229,16 @@ class StateCollector(Collector):
         yield charges
 
 
-def operation_of(request: web.Request) -> str:
-    """The handler's name, i.e. the snake_case of SORACOM's operationId (or ``unknown``)."""
-    route = request.match_info.route
-    handler = getattr(route, "handler", None)
-    return str(getattr(handler, "__name__", "unknown")) if route.resource is not None else "unknown"
-
-
 METRICS = web.AppKey("metrics", Metrics)
 
 
 @web.middleware
 async def api_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every ``/v1`` call by operation and status, log it, and apply the fault
-    rules that match it (protocol ``api``)."""
+    """Count and time every ``/v1`` call by operation (SORACOM's operationId, the route's
+    name) and status, and write its request log line."""
     started = time.perf_counter()
-    operation = operation_of(request)
     status = 500
     try:
-        verdict = request.config_dict[FAULTS].check("api", operation=operation)
-        if verdict.delay_ms:
-            await asyncio.sleep(verdict.delay_ms / 1000)
-        if verdict.drop:
-            status = 0
-            if request.transport is not None:
-                request.transport.close()
-            return web.Response(status=503)  # never sent: the connection is gone
-        if verdict.error is not None:
-            raise verdict.error
         response = await handler(request)
         status = response.status
         return response
@@ -268,7 +248,11 @@ async def api_metrics_middleware(request: web.Request, handler: Handler) -> web.
     except web.HTTPException as error:
         status = error.status
         raise
+    except Dropped:
+        status = 0  # a drop fault: the connection is gone, nothing was answered
+        raise
     finally:
+        operation = operation_of(request)
         elapsed = time.perf_counter() - started
         metrics = request.config_dict[METRICS]
         metrics.api_requests.labels(operation, str(status)).inc()

@@ -55,7 +55,12 @@ class Settings:
     quota_policy: str = _setting(
         "bill", "past the 2,000 daily writes: bill (accept) or reject (429)"
     )
-    rate_limits: bool = _setting(True, "enforce the rate ceilings below")
+    rate_limits: bool = _setting(True, "enforce the rate ceilings below (real time, spec B9)")
+    rate_limit_counting: str = _setting(
+        "concurrent",
+        "which requests the ceilings count: concurrent (only those that overlap another of the"
+        " same SIM or operator: a client that waits for each answer is never limited) or every",
+    )
     device_writes_per_second: int = _setting(100, "per-SIM write rate ceiling (token bucket)")
     device_write_burst: int = _setting(1000, "per-SIM write burst (bucket size)")
     api_calls_per_minute: int = _setting(1000, "per-operator management API budget a minute")
@@ -101,6 +106,8 @@ class Settings:
             raise SettingsError("request_log must be off, plain or json")
         if not 1 <= self.request_log_size <= 1_000_000:
             raise SettingsError("request_log_size must be from 1 to 1000000")
+        if self.rate_limit_counting not in ("concurrent", "every"):
+            raise SettingsError("rate_limit_counting must be concurrent or every")
         if self.quota_policy not in ("bill", "reject"):
             raise SettingsError("quota_policy must be bill or reject")
         for name in (

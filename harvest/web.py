@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from harvest import errors
-from harvest.errors import HarvestError
+from harvest.errors import Dropped, HarvestError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,28 @@ def json_response(
 
 
 def error_response(error: HarvestError) -> web.Response:
-    return json_response(error.body(), status=error.status)
+    return json_response(error.body(), status=error.status, headers=error.headers or None)
+
+
+def as_harvest_error(exc: Exception, request: web.Request) -> HarvestError:
+    """Any failure of a handler as the :class:`HarvestError` to answer with.
+
+    The router's own answers (404 no such path, 405 with its ``Allow`` header, 413) become
+    catalogue errors; anything unexpected is logged with its traceback and becomes ``500``.
+    A ``web.HTTPException`` below 400 (a redirect) is not a failure: re-raise it instead.
+    """
+    if isinstance(exc, HarvestError):
+        return exc
+    if isinstance(exc, web.HTTPException):
+        spec = _HTTP_STATUS_ERRORS.get(exc.status)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        if spec is None:
+            return HarvestError(
+                errors.INVALID_PARAMETER, exc.reason, status=exc.status, headers=allow
+            )
+        return HarvestError(spec, headers=allow)
+    log.exception("internal error on %s %s", request.method, request.path, exc_info=exc)
+    return HarvestError(errors.INTERNAL)
 
 
 @web.middleware
@@ -50,25 +71,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Render every failure in SORACOM's error format; the one ``except`` of the HTTP side."""
     try:
         return await handler(request)
-    except HarvestError as error:
-        return error_response(error)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        spec = _HTTP_STATUS_ERRORS.get(exc.status)
-        if spec is None:
-            return json_response(
-                {"code": errors.INVALID_PARAMETER.code, "message": exc.reason}, status=exc.status
-            )
-        response = error_response(HarvestError(spec))
-        if exc.status == 405 and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
+        return error_response(as_harvest_error(exc, request))
+    except Dropped:
+        # The transport is closed already: this answer is never sent.
+        return web.Response(status=503)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
-    except Exception:
-        log.exception("internal error on %s %s", request.method, request.path)
-        return error_response(HarvestError(errors.INTERNAL))
+    except Exception as exc:
+        return error_response(as_harvest_error(exc, request))
+
+
+#: The operation of a ``/v1`` request that matched no route (a 404 or 405).
+UNMATCHED = "unmatched"
+
+
+def operation_of(request: web.Request) -> str:
+    """The SORACOM operationId of a ``/v1`` request: its route's name (every ``/v1`` route is
+    named after its operationId), or :data:`UNMATCHED`."""
+    resource = request.match_info.route.resource
+    name = None if resource is None else resource.name
+    return name or UNMATCHED
 
 
 def valid_text(value: J, what: str = "The body") -> J:

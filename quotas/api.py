@@ -198,11 +198,21 @@ async def get_harvest_exported_data_stats(request: web.Request) -> web.Response:
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/bills", get_billing_history)
-    router.add_get("/bills/latest", get_latest_billing)
-    router.add_get("/bills/summaries/bill_items", get_billing_summary_of_bill_items)
-    router.add_get("/bills/summaries/sims", get_billing_summary_of_sims)
-    router.add_get("/bills/{yyyyMM}", get_billing)
-    router.add_get("/bills/{yyyyMM}/daily", get_billing_per_day)
-    router.add_get("/stats/harvest/subscribers/{imsi}", get_harvest_stats)
-    router.add_get("/stats/harvest/operators/{operator_id}", get_harvest_exported_data_stats)
+    router.add_get("/bills", get_billing_history, name="getBillingHistory")
+    router.add_get("/bills/latest", get_latest_billing, name="getLatestBilling")
+    router.add_get(
+        "/bills/summaries/bill_items",
+        get_billing_summary_of_bill_items,
+        name="getBillingSummaryOfBillItems",
+    )
+    router.add_get(
+        "/bills/summaries/sims", get_billing_summary_of_sims, name="getBillingSummaryOfSims"
+    )
+    router.add_get("/bills/{yyyyMM}", get_billing, name="getBilling")
+    router.add_get("/bills/{yyyyMM}/daily", get_billing_per_day, name="getBillingPerDay")
+    router.add_get("/stats/harvest/subscribers/{imsi}", get_harvest_stats, name="getHarvestStats")
+    router.add_get(
+        "/stats/harvest/operators/{operator_id}",
+        get_harvest_exported_data_stats,
+        name="getHarvestExportedDataStats",
+    )

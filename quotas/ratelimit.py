@@ -6,14 +6,18 @@ SORACOM publishes neither figure nor algorithm. For the management API it says o
 has a maximum number of requests per minute, that a client over it gets ``429`` and must wait
 up to one minute, and that every response carries the ``X-Soracom-Ratelimit-*`` headers (notes
 real-service.md section 2, source S8). For device writes it publishes no ceiling at all. Every
-default below is therefore **the emulator's choice**, made so that normal tests and
-soracom-cli never meet it (soracom-cli sleeps 10 to 50 s on each ``429``, spec A4); firmware
-that must cope with a ``429`` lowers them.
+default below is therefore **the emulator's choice**.
 
-The emulator clock can be set into the past. A bucket refills only with the clock's forward
-movement (a jump back refills nothing, and back and forth refills no more than the forward
-distance travelled); a budget always counts in the clock's current minute, whichever way the
-clock moved.
+**What the ceilings measure** (spec B9; issue 8, item 2). They exist to stop runaway devices
+and clients, so they measure real throughput: the server passes a monotonic clock, never the
+emulator clock, so freezing, setting or advancing the emulator clock does not touch them. And
+by default (``counting="concurrent"``) they count only the requests that *overlap*: a request
+that arrives while another request of the same SIM (device writes) or operator (API) is still
+being served. A client that waits for each answer before it sends the next, as firmware does
+(spec B3) and as a test suite's loop does, is therefore never limited, however fast loopback
+lets it go; floods are (pipelined or parallel requests: many connections from one SIM, a
+datagram burst, a parallel API crawler). ``counting="every"`` counts every request, for a test
+that wants a sequential client to meet a lowered ceiling.
 
 Nothing here awaits, so one call is atomic with respect to other asyncio tasks; the objects are
 not thread-safe.
@@ -21,23 +25,25 @@ not thread-safe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Final
 
 from harvest.clock import Clock
 
-#: The emulator's choice (SORACOM publishes no per-SIM write ceiling, spec A2): 100 writes per
-#: second per SIM sustained, far more than a device that waits for each ``201`` over a cellular
-#: round trip (spec B3) can send, so only a runaway loop (or a benchmark) meets it.
+#: The emulator's choice (SORACOM publishes no per-SIM write ceiling, spec A2): 100 overlapping
+#: writes per second per SIM sustained. A device on a cellular link waits for each ``201``
+#: (spec B3), so its writes never overlap; only a flood (a device that pipelines, or a load
+#: generator with many connections from one SIM) meets it.
 DEFAULT_DEVICE_WRITES_PER_SECOND: Final = 100
-#: The emulator's choice: a burst of 1,000 writes per SIM, so a test that writes many entries
-#: with the clock frozen (when nothing refills) still never meets the ceiling.
+#: The emulator's choice: a burst of 1,000 overlapping writes per SIM.
 DEFAULT_DEVICE_WRITE_BURST: Final = 1000
 #: The emulator's choice (SORACOM: "per minute, per API group", figure unpublished, spec A2):
-#: 1,000 calls per minute per key, far above what soracom-cli or a test suite sends, even with
-#: the clock frozen for a whole test (when the window never turns over).
+#: 1,000 overlapping calls per minute per operator; soracom-cli and a test suite's client send
+#: one call at a time and never meet it.
 DEFAULT_API_CALLS_PER_MINUTE: Final = 1000
+#: Which requests the ceilings count (see the module docstring).
+COUNTING: Final = ("concurrent", "every")
 #: The emulator's choice: how many keys a limiter holds before it forgets the idle ones.
 DEFAULT_PRUNE_THRESHOLD: Final = 10_000
 
@@ -59,15 +65,19 @@ class RateSettings:
 
     ``device_writes_per_second`` may be a :class:`~fractions.Fraction` (``Fraction(1, 10)`` is
     one write every ten seconds). The key of the API budget is the caller's: SORACOM counts per
-    operator and API path (or "API group").
+    operator and API path (or "API group"). ``counting`` is ``concurrent`` (only overlapping
+    requests count) or ``every``.
     """
 
     enabled: bool = True
     device_writes_per_second: int | Fraction = DEFAULT_DEVICE_WRITES_PER_SECOND
     device_write_burst: int = DEFAULT_DEVICE_WRITE_BURST
     api_calls_per_minute: int = DEFAULT_API_CALLS_PER_MINUTE
+    counting: str = "concurrent"
 
     def __post_init__(self) -> None:
+        if self.counting not in COUNTING:
+            raise ValueError(f"counting must be one of {', '.join(COUNTING)}")
         if self.device_writes_per_second <= 0:
             raise ValueError("device_writes_per_second must be positive")
         if self.device_write_burst < 1:
@@ -101,7 +111,7 @@ class TokenBucket:
     """A token bucket per key (spec B9: the per-SIM device write ceiling).
 
     Each key's bucket holds at most ``capacity`` tokens (the burst), refills at ``per_second``
-    tokens per second of emulator time and starts full. A take of ``n`` tokens is allowed when
+    tokens per second of its clock and starts full. A take of ``n`` tokens is allowed when
     the bucket holds ``n``; a refused take removes nothing. Over any stretch of time a key is
     therefore allowed at most ``capacity + per_second * elapsed`` tokens.
 
@@ -178,6 +188,10 @@ class TokenBucket:
         wait = _ceil_div(short, self._per_ms) if short > 0 else 0
         return Decision(allowed, level // self._unit, wait)
 
+    def peek(self, key: str) -> int:
+        """The whole tokens ``key`` holds now, taking nothing."""
+        return self._level(key, self._clock.now_ms()) // self._unit
+
     def _prune(self, now: int) -> None:
         for key in [k for k in self._buckets if self._level(k, now) == self._full]:
             del self._buckets[key]
@@ -219,7 +233,7 @@ def _seconds_before_refresh(now: int) -> int:
 
 
 class MinuteBudget:
-    """At most ``limit`` calls per key in each minute of the emulator clock (spec A2, B9).
+    """At most ``limit`` calls per key in each minute of its clock (spec A2, B9).
 
     The window is fixed and aligned to the clock's minute (``now_ms // 60000``): **the
     emulator's choice**, since SORACOM's algorithm is unpublished. It matches what SORACOM says
@@ -284,9 +298,42 @@ class MinuteBudget:
             self._counts.pop(key, None)
 
 
+# --- requests being served ----------------------------------------------------------------------
+class InFlight:
+    """How many requests of each key are being served right now."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def begin(self, key: str) -> int:
+        """Count one more request of ``key``; how many were already in flight."""
+        count = self._counts.get(key, 0)
+        self._counts[key] = count + 1
+        return count
+
+    def end(self, key: str) -> None:
+        """One request of ``key`` has been answered (a key not held is ignored: a reset)."""
+        count = self._counts.get(key, 0) - 1
+        if count > 0:
+            self._counts[key] = count
+        else:
+            self._counts.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def reset(self) -> None:
+        self._counts.clear()
+
+
 # --- both, switched by RateSettings ----------------------------------------------------------
 class RateLimiter:
     """The two ceilings of spec B9 as :class:`RateSettings` configures them.
+
+    Every call of :meth:`device_write` that is allowed, and every call of :meth:`api_call`
+    whatever its answer, must be matched by one call of :meth:`device_done` or
+    :meth:`api_done` once the request is answered: that is how the limiter tells a request that
+    overlaps another of its key from one that does not (see the module docstring).
 
     With ``enabled=False`` nothing is counted and every call is allowed; the API decision then
     still reports the configured limit, with the whole budget remaining.
@@ -300,6 +347,7 @@ class RateLimiter:
     ) -> None:
         self.settings = settings
         self._clock = clock
+        self._every = settings.counting == "every"
         self.device_writes = TokenBucket(
             clock,
             settings.device_write_burst,
@@ -307,20 +355,43 @@ class RateLimiter:
             prune_threshold,
         )
         self.api_calls = MinuteBudget(clock, settings.api_calls_per_minute, prune_threshold)
+        self.writes_in_flight = InFlight()
+        self.calls_in_flight = InFlight()
 
     def device_write(self, imsi: str, n: int = 1) -> Decision:
-        """Take ``n`` tokens from the SIM's write bucket (see :meth:`TokenBucket.take`)."""
+        """Admit one write request of the SIM: ``n`` tokens from its bucket when it counts (see
+        :meth:`TokenBucket.take`). A refused request is over at once; an allowed one is in
+        flight until :meth:`device_done`."""
         if not self.settings.enabled:
             return Decision(True, self.device_writes.capacity, 0)
-        return self.device_writes.take(imsi, n)
+        overlapping = self.writes_in_flight.begin(imsi) > 0
+        if not (overlapping or self._every):
+            return Decision(True, self.device_writes.peek(imsi), 0)
+        decision = self.device_writes.take(imsi, n)
+        if not decision.allowed:
+            self.writes_in_flight.end(imsi)
+        return decision
+
+    def device_done(self, imsi: str) -> None:
+        """An allowed write of the SIM has been answered."""
+        if self.settings.enabled:
+            self.writes_in_flight.end(imsi)
 
     def api_call(self, key: str) -> BudgetDecision:
-        """Count one management API call against ``key`` (operator, or operator and API
-        group), see :meth:`MinuteBudget.take`."""
+        """One management API call of ``key`` (operator, or operator and API group) begins;
+        counted against its budget when it counts (see :meth:`MinuteBudget.take`). Call
+        :meth:`api_done` when it has been answered, whatever this said."""
         if not self.settings.enabled:
             limit = self.api_calls.limit
             return BudgetDecision(True, limit, limit, _seconds_before_refresh(self._clock.now_ms()))
+        overlapping = self.calls_in_flight.begin(key) > 0
+        if not (overlapping or self._every):
+            return replace(self.api_calls.peek(key), allowed=True)
         return self.api_calls.take(key)
+
+    def api_done(self, key: str) -> None:
+        if self.settings.enabled:
+            self.calls_in_flight.end(key)
 
     def reset(self) -> None:
         """Refill every bucket and budget."""

@@ -81,11 +81,15 @@ class QuotaService:
         policy: QuotaPolicy = QuotaPolicy.BILL,
         rates: RateSettings | None = None,
         ceilings: Mapping[str, Decimal] | None = None,
+        rate_clock: Clock | None = None,
     ) -> None:
+        """``clock`` is the emulator clock (days, months, bills); ``rate_clock`` the real-time
+        clock the rate ceilings measure with (spec B9; the server passes a monotonic one),
+        ``clock`` when not given."""
         self._clock = clock
         self._counts = StaticCounts()
         self.bundle = DailyBundle(clock, self._counts, policy)
-        self.limiter = RateLimiter(rates or RateSettings(), clock)
+        self.limiter = RateLimiter(rates or RateSettings(), rate_clock or clock)
         #: Balance control per operator (logging-service-terms 11.6): charges may not pass it.
         self.ceilings: dict[str, Decimal] = dict(ceilings or {})
         self._meters: dict[tuple[str, str], MonthMeter] = {}
@@ -122,15 +126,27 @@ class QuotaService:
     def admit(self, operator_id: str, imsi: str, writes: int) -> Reservation:
         """Admit ``writes`` writes of one SIM now, or raise the refusal.
 
-        In order: the SIM's rate ceiling (429), the operator's balance control (403), the daily
-        bundle under the ``reject`` policy (429). Release the reservation if storing fails.
+        In order: the SIM's rate ceiling (429, with ``Retry-After``), the operator's balance
+        control (403), the daily bundle under the ``reject`` policy (429). Once admitted, the
+        request is in flight for the rate ceiling until :meth:`finish`; if storing fails,
+        :meth:`release` the reservation as well.
         """
         decision = self.limiter.device_write(imsi)
         if not decision.allowed:
             raise HarvestError(
                 errors.RATE_LIMITED,
                 f"SIM {imsi} is over its write rate ceiling; retry in {decision.retry_after} s.",
+                headers={"Retry-After": str(decision.retry_after)},
             )
+        try:
+            reservation = self._reserve(operator_id, imsi, writes)
+        except HarvestError:
+            self.limiter.device_done(imsi)
+            raise
+        self._meter(operator_id, reservation.day[:7]).overage_writes += reservation.overage
+        return reservation
+
+    def _reserve(self, operator_id: str, imsi: str, writes: int) -> Reservation:
         ceiling = self.ceilings.get(operator_id)
         if ceiling is not None:
             charges = self.charges(operator_id)
@@ -148,8 +164,11 @@ class QuotaService:
                 f"SIM {imsi} has used {quota.used} of its {quota.included} writes today and the "
                 f"policy is reject; the bundle resets at {quota.next_reset_ms} (UTC midnight).",
             )
-        self._meter(operator_id, reservation.day[:7]).overage_writes += reservation.overage
         return reservation
+
+    def finish(self, imsi: str) -> None:
+        """An admitted write request of the SIM has been answered (stored or not)."""
+        self.limiter.device_done(imsi)
 
     def release(self, operator_id: str, reservation: Reservation) -> None:
         """Undo an admitted reservation whose writes were not stored."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -10,9 +11,10 @@ from aiohttp import web
 from harvest import errors
 from harvest.api import views
 from harvest.context import QUOTAS, REGISTRY, TOKEN
-from harvest.errors import HarvestError
+from harvest.domain import ApiToken
+from harvest.errors import Dropped, HarvestError
 from harvest.registry import TOKEN_TIMEOUT_DEFAULT_S, TOKEN_TIMEOUT_MAX_S
-from harvest.web import Handler, error_response, json_response, read_json_object
+from harvest.web import Handler, as_harvest_error, json_response, read_json_object
 from quotas import ratelimit
 from quotas.limits import EXTENDED_PLAN, EXTENDED_RETENTION_DAYS
 
@@ -22,25 +24,52 @@ OPEN_PATHS = frozenset({"/v1/auth"})
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """401 ``AUM0001`` unless ``X-Soracom-API-Key`` and ``X-Soracom-Token`` are live (spec A4)."""
-    if request.path in OPEN_PATHS:
-        return await handler(request)
-    token = request.config_dict[REGISTRY].check_token(
-        request.headers.get("X-Soracom-API-Key"), request.headers.get("X-Soracom-Token")
-    )
-    request[TOKEN] = token
-    # SORACOM limits calls per minute per API group and says so in every answer (spec A2, B9).
-    decision = request.config_dict[QUOTAS].limiter.api_call(token.operator_id)
+    """Every ``/v1`` call: 401 ``AUM0001`` unless ``X-Soracom-API-Key`` and ``X-Soracom-Token``
+    are live (spec A4); the caller's per-minute budget (429 ``HEM1007`` over it, spec B9); and
+    the ``X-Soracom-Ratelimit-*`` headers on every answer, errors included (spec A2: SORACOM
+    sends them on every response).
+
+    The budget is the operator's; a call without a live token (``/auth`` itself, or a refused
+    one) counts against its peer address.
+    """
+    token: ApiToken | None = None
+    refusal: HarvestError | None = None
+    if request.path not in OPEN_PATHS:
+        try:
+            token = request.config_dict[REGISTRY].check_token(
+                request.headers.get("X-Soracom-API-Key"), request.headers.get("X-Soracom-Token")
+            )
+        except HarvestError as error:
+            refusal = error
+    key = token.operator_id if token is not None else f"peer {request.remote}"
+    limiter = request.config_dict[QUOTAS].limiter
+    decision = limiter.api_call(key)
     limit_headers = ratelimit.headers(decision)
-    if not decision.allowed:
-        error = HarvestError(
-            errors.API_RATE_LIMITED,
-            f"Too many API calls this minute; retry in {decision.seconds_before_refresh} s.",
-        )
-        response = error_response(error)
-        response.headers.update(limit_headers)
-        return response
-    answer = await handler(request)
+    try:
+        if refusal is not None:
+            raise refusal
+        if not decision.allowed:
+            raise HarvestError(
+                errors.API_RATE_LIMITED,
+                f"Too many API calls this minute; retry in {decision.seconds_before_refresh} s.",
+            )
+        if token is not None:
+            request[TOKEN] = token
+        # One turn of the loop while in flight, so calls of one operator that arrived together
+        # overlap even when the handler itself never waits (spec B9).
+        await asyncio.sleep(0)
+        answer = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            exc.headers.update(limit_headers)
+            raise
+        raise as_harvest_error(exc, request).with_headers(limit_headers) from None
+    except (asyncio.CancelledError, ConnectionResetError, Dropped):
+        raise
+    except Exception as exc:
+        raise as_harvest_error(exc, request).with_headers(limit_headers) from None
+    finally:
+        limiter.api_done(key)
     answer.headers.update(limit_headers)
     return answer
 

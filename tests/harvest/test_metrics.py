@@ -46,11 +46,10 @@ async def test_writes_refusals_and_api_calls_are_counted(emulator: Emulator) -> 
         == 1
     )
     assert (
-        value(samples, "harvest_api_requests_total", operation="list_subscribers", status="200")
-        == 1
+        value(samples, "harvest_api_requests_total", operation="listSubscribers", status="200") == 1
     )
     assert (
-        value(samples, "harvest_api_requests_total", operation="get_subscriber", status="404") == 1
+        value(samples, "harvest_api_requests_total", operation="getSubscriber", status="404") == 1
     )
     assert value(samples, "harvest_api_requests_total", operation="auth", status="200") == 1
     assert value(samples, "harvest_device_write_duration_seconds_count", protocol="udp") == 1

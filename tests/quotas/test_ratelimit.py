@@ -53,6 +53,7 @@ def test_default_settings_are_generous_and_on() -> None:
     assert defaults.device_writes_per_second == DEFAULT_DEVICE_WRITES_PER_SECOND == 100
     assert defaults.device_write_burst == DEFAULT_DEVICE_WRITE_BURST == 1000
     assert defaults.api_calls_per_minute == DEFAULT_API_CALLS_PER_MINUTE == 1000
+    assert defaults.counting == "concurrent"
 
 
 @pytest.mark.parametrize(
@@ -62,6 +63,7 @@ def test_default_settings_are_generous_and_on() -> None:
         pytest.param({"device_writes_per_second": Fraction(-1, 2)}, id="negative-rate"),
         pytest.param({"device_write_burst": 0}, id="zero-burst"),
         pytest.param({"api_calls_per_minute": 0}, id="zero-api-budget"),
+        pytest.param({"counting": "sequential"}, id="unknown-counting"),
     ],
 )
 def test_settings_refuse_values_that_allow_nothing(fields: dict[str, int | Fraction]) -> None:
@@ -329,16 +331,58 @@ def test_pruning_the_budget_backs_off_when_every_key_is_current(clock: FakeClock
 # --- both, from settings -----------------------------------------------------------------------
 
 
-def test_the_limiter_applies_both_ceilings(clock: FakeClock) -> None:
+def test_the_limiter_applies_both_ceilings_to_every_request(clock: FakeClock) -> None:
     limiter = RateLimiter(
-        RateSettings(device_writes_per_second=1, device_write_burst=2, api_calls_per_minute=2),
+        RateSettings(
+            device_writes_per_second=1, device_write_burst=2, api_calls_per_minute=2,
+            counting="every",
+        ),
         clock,
-    )
+    )  # fmt: skip
     assert [limiter.device_write("imsi").allowed for _ in range(3)] == [True, True, False]
     assert [limiter.api_call("op").allowed for _ in range(3)] == [True, True, False]
     limiter.reset()
     assert limiter.device_write("imsi", 2).allowed
     assert limiter.api_call("op").remaining == 1
+
+
+def test_by_default_only_overlapping_requests_count(clock: FakeClock) -> None:
+    """A client that waits for each answer is never limited, however many requests it sends
+    without the clock moving; requests that overlap another of their key are counted."""
+    limiter = RateLimiter(
+        RateSettings(device_writes_per_second=1, device_write_burst=2, api_calls_per_minute=2),
+        clock,
+    )
+    for _ in range(10_000):  # sequential: each answered before the next
+        assert limiter.device_write("imsi").allowed
+        limiter.device_done("imsi")
+        decision = limiter.api_call("op")
+        assert (decision.allowed, decision.remaining) == (True, 2)
+        limiter.api_done("op")
+    # three at once: the first is free, the next two overlap and take the burst, then refused
+    assert [limiter.device_write("imsi").allowed for _ in range(4)] == [True, True, True, False]
+    assert limiter.device_write("other").allowed  # another SIM overlaps nothing
+    for _ in range(3):
+        limiter.device_done("imsi")
+    assert limiter.device_write("imsi") == Decision(True, 0, 0)  # alone again: not counted
+    limiter.device_done("imsi")
+    calls = [limiter.api_call("op") for _ in range(4)]
+    assert [c.allowed for c in calls] == [True, True, True, False]
+    assert [c.remaining for c in calls] == [2, 1, 0, 0]
+    for _ in range(4):  # refused calls end too
+        limiter.api_done("op")
+    assert len(limiter.calls_in_flight) == 0
+    assert len(limiter.writes_in_flight) == 1  # "other" is still being served
+
+
+def test_a_refused_write_is_over_at_once(clock: FakeClock) -> None:
+    limiter = RateLimiter(
+        RateSettings(device_write_burst=1, device_writes_per_second=1, counting="every"), clock
+    )
+    assert limiter.device_write("imsi").allowed
+    assert not limiter.device_write("imsi").allowed  # not in flight: no device_done owed
+    limiter.device_done("imsi")
+    assert len(limiter.writes_in_flight) == 0
 
 
 def test_a_disabled_limiter_allows_everything_and_counts_nothing(clock: FakeClock) -> None:
