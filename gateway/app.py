@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway import http
+from gateway import hosts, http
 from gateway.raw import RawHandler
 from gateway.tcp import TcpServer
 from gateway.udp import UdpEndpoint
@@ -108,12 +108,29 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
             await server.wait_closed()
 
 
+def device_app(endpoint: str) -> web.Application:
+    """The routes of one device host: every path is a device request (spec B1)."""
+    app = web.Application()
+    if endpoint == "files":
+        app.router.add_route("*", "/{path:.*}", http.files_not_emulated)
+        return app
+    app[http.ENDPOINT] = endpoint
+    app.router.add_post("/{path:.*}", http.write_data)
+    app.router.add_route("*", "/{path:.*}", http.wrong_method)
+    return app
+
+
 def setup_gateway(app: web.Application, settings: Settings) -> None:
-    """Raw TCP/UDP listeners, and device HTTP writes on every path the API and control plane
-    do not claim."""
+    """Raw TCP/UDP listeners; the device hosts, routed by ``Host`` before any path (so
+    ``/v1`` on ``harvest.soracom.io`` is a Harvest write, not the API); and device HTTP writes
+    on every path of the other hosts that the API and control plane do not claim."""
     for name, _ in ENDPOINTS:
         app[LISTENERS].expect(f"{name}-tcp")
         app[LISTENERS].expect(f"{name}-udp")
     app.cleanup_ctx.append(raw_listeners_context)
+    app.add_domain(hosts.HARVEST_HOST, device_app("harvest"))
+    for host in hosts.UNIFIED_HOSTS:
+        app.add_domain(host, device_app("unified"))
+    app.add_domain(hosts.FILES_HOST, device_app("files"))
     app.router.add_post("/{path:.*}", http.write_data)
     app.router.add_route("*", "/{path:.*}", http.wrong_method)

@@ -1,9 +1,11 @@
-"""The device HTTP adapter: ``POST`` to any path of the edge port is a Harvest write (spec A1).
+"""The device HTTP adapter: ``POST`` to any path of a device host (or of the edge's other paths)
+is a Harvest write (spec A1).
 
 It turns the request into an :class:`~harvest.domain.Upload` for the ingest service and shapes
 the reply; it decides nothing else. Three entry points share it:
 
-* ``harvest.soracom.io``: ``201`` with an empty body, ``X-Soracom-Timestamp`` honoured;
+* ``harvest.soracom.io`` (and the edge's own address, on every path the API and the control
+  plane do not claim): ``201`` with an empty body, ``X-Soracom-Timestamp`` honoured;
 * the Unified Endpoint (``Host: uni.soracom.io`` or ``unified.soracom.io``, or the path prefix
   ``/_unified`` for clients that cannot set Host): ``X-Soracom-Timestamp`` is not honoured
   (notes 2.2, H6) and the group may ask for the Unified reply format;
@@ -20,7 +22,7 @@ import time
 from aiohttp import web
 
 from gateway.beam import BeamSignatureError, unwrap_payload, verify_http
-from gateway.unified import HOSTS, PATH_PREFIX, ResponseFormat, response_format, unified_reply
+from gateway.unified import PATH_PREFIX, ResponseFormat, response_format, unified_reply
 from harvest import errors
 from harvest.context import CLOCK, INGEST, SETTINGS
 from harvest.domain import Transport, Upload
@@ -66,12 +68,20 @@ def parse_timestamp(raw: str | None) -> int | None:
     return int(raw)
 
 
+#: Which device endpoint an application of device routes stands for: ``harvest`` or
+#: ``unified`` on the device hosts' applications; unset on the main edge, where the path
+#: decides (``/_unified`` for clients that cannot set ``Host``).
+ENDPOINT = web.AppKey("device_endpoint", str)
+
+
 def is_unified(request: web.Request) -> bool:
+    """Whether the request came to the Unified Endpoint: by host (``uni.soracom.io``), or on
+    the main edge by the path prefix."""
+    endpoint = request.app.get(ENDPOINT)
+    if endpoint is not None:
+        return endpoint == "unified"
     path = request.path
-    if path == PATH_PREFIX or path.startswith(PATH_PREFIX + "/"):
-        return True
-    host = request.headers.get("Host")
-    return host is not None and host.rsplit(":", 1)[0].lower() in HOSTS
+    return path == PATH_PREFIX or path.startswith(PATH_PREFIX + "/")
 
 
 def beam_identity(request: web.Request) -> str | None:
@@ -79,7 +89,7 @@ def beam_identity(request: web.Request) -> str | None:
 
     Without a key the headers are ignored and the session address decides, as for any device.
     """
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     if not settings.beam_psk or not any(h in request.headers for h in BEAM_MARKERS):
         return None
     try:
@@ -87,7 +97,7 @@ def beam_identity(request: web.Request) -> str | None:
             settings.beam_psk,
             request.headers,
             max_skew_ms=settings.beam_max_skew_ms or None,
-            now_ms=request.app[CLOCK].now_ms() if settings.beam_max_skew_ms else None,
+            now_ms=request.config_dict[CLOCK].now_ms() if settings.beam_max_skew_ms else None,
         )
     except BeamSignatureError as error:
         raise HarvestError(errors.BEAM_SIGNATURE_INVALID, f"Beam signature: {error}.") from None
@@ -105,7 +115,7 @@ async def write_data(request: web.Request) -> web.Response:
     connection without an answer.
     """
     started = time.perf_counter()
-    ingest = request.app[INGEST]
+    ingest = request.config_dict[INGEST]
     peer = request.remote or ""
     status, imsi, size = 500, None, request.content_length or 0
     try:
@@ -124,13 +134,13 @@ async def write_data(request: web.Request) -> web.Response:
         if imsi is None:
             sim = ingest.sim_of(Upload(Transport.HTTP, peer, b""))
             imsi = None if sim is None else sim.imsi
-        request.app[REQUEST_LOG].record(
+        request.config_dict[REQUEST_LOG].record(
             "http", peer, imsi, status, size, time.perf_counter() - started, request.path
         )
 
 
 async def _write(request: web.Request) -> tuple[web.Response, str | None]:
-    ingest = request.app[INGEST]
+    ingest = request.config_dict[INGEST]
     unified = is_unified(request)
     body = await read_bounded(request, ingest.max_payload_bytes)
     content_type = request.headers.get("Content-Type")
@@ -162,6 +172,16 @@ async def _write(request: web.Request) -> tuple[web.Response, str | None]:
         status, reply = unified_reply(201, "")
         return json_response(reply, status=status), accepted.sim.imsi
     return web.Response(status=201), accepted.sim.imsi
+
+
+async def files_not_emulated(request: web.Request) -> web.Response:
+    """Any request to ``harvest-files.soracom.io``: a clear ``501`` until Harvest Files is
+    emulated; it never becomes a Harvest Data entry."""
+    raise HarvestError(
+        errors.FILES_NOT_EMULATED,
+        f"{request.method} {request.path} on harvest-files.soracom.io: Harvest Files is not"
+        " emulated yet; nothing was stored.",
+    )
 
 
 async def wrong_method(request: web.Request) -> web.Response:

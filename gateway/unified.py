@@ -23,8 +23,6 @@ from typing import Any
 from harvest.domain import Group
 
 NAMESPACE = "UnifiedEndpoint"
-#: Host names of the Unified Endpoint (spec A1).
-HOSTS = frozenset({"uni.soracom.io", "unified.soracom.io"})
 #: The edge path prefix for HTTP clients that cannot set the Host header (emulator's choice).
 PATH_PREFIX = "/_unified"
 

@@ -137,6 +137,10 @@ BALANCE_EXCEEDED: Final = ErrorSpec(
     "HEM4014", 403, "The month's charges have passed the balance ceiling.", "device"
 )
 DEVICE_METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM4008", 405, "Devices write with POST.", "device")
+#: Side "control": a limit of the emulator, not a refusal the real service would give.
+FILES_NOT_EMULATED: Final = ErrorSpec(
+    "HEM9006", 501, "Harvest Files (harvest-files.soracom.io) is not emulated yet.", "control"
+)
 
 # --- emulator control plane ---
 CONTROL_TOKEN_REQUIRED: Final = ErrorSpec(
