@@ -62,13 +62,15 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
     try:
         for name, port_setting in ENDPOINTS:
             port = getattr(settings, port_setting)
+            handler = RawHandler(
+                ingest, Transport.TCP, unified=name == "unified", requests=app[REQUEST_LOG]
+            )
             tcp = TcpServer(
-                RawHandler(
-                    ingest, Transport.TCP, unified=name == "unified", requests=app[REQUEST_LOG]
-                ),
+                handler,
                 idle_timeout=settings.tcp_idle_timeout,
                 max_connections=settings.tcp_max_connections,
                 name=f"{name}-tcp",
+                screen=handler.admits,
             )
             for host in settings.hosts:
                 server = await loop.create_server(tcp.protocol, host, port, reuse_address=True)

@@ -111,22 +111,22 @@ def beam_identity(request: web.Request) -> str | None:
 async def write_data(request: web.Request) -> web.Response:
     """Store the body as one entry for the SIM that sent it; see the module docstring.
 
-    Every write goes to the request log with its status; a ``drop`` fault closes the
-    connection without an answer.
+    Every write goes to the request log with its status; a ``drop`` fault, or a SIM the
+    network gives no data session (spec B12), gets the connection closed without an answer.
     """
     started = time.perf_counter()
     ingest = request.config_dict[INGEST]
     peer = request.remote or ""
-    status, imsi, size = 500, None, request.content_length or 0
+    status, imsi, size, reason = 500, None, request.content_length or 0, None
     try:
         response, imsi = await _write(request)
         status = response.status
         return response
     except HarvestError as error:
-        status = error.status
+        status, reason = error.status, error.code
         raise
-    except Dropped:
-        status = 0
+    except Dropped as dropped:
+        status, reason = 0, dropped.code
         if request.transport is not None:
             request.transport.close()
         return web.Response(status=503)  # never sent: the connection is gone
@@ -135,7 +135,7 @@ async def write_data(request: web.Request) -> web.Response:
             sim = ingest.sim_of(Upload(Transport.HTTP, peer, b""))
             imsi = None if sim is None else sim.imsi
         request.config_dict[REQUEST_LOG].record(
-            "http", peer, imsi, status, size, time.perf_counter() - started, request.path
+            "http", peer, imsi, status, size, time.perf_counter() - started, request.path, reason
         )
 
 

@@ -82,19 +82,37 @@ class RawHandler:
         self.transport = transport
         self.replies = Replies(ingest, unified=unified)
 
+    def admits(self, peer: str) -> bool:
+        """Whether a new connection from ``peer`` may proceed; a SIM without a data session
+        gets it closed at once, as the network would give it none (spec B12)."""
+        if self.ingest.screen(upload(self.transport, peer, b"")):
+            return True
+        sim = self.ingest.sim_of(upload(self.transport, peer, b""))
+        refusal = None if sim is None else self.ingest.session_refusal(sim)
+        if self.requests is not None:
+            self.requests.record(
+                self.transport.value, peer, None if sim is None else sim.imsi, 0, 0, 0.0,
+                self.endpoint, None if refusal is None else refusal.code,
+            )  # fmt: skip
+        return False
+
+    @property
+    def endpoint(self) -> str:
+        return "unified" if self.replies.unified else "harvest"
+
     async def __call__(self, body: bytes, peer: str) -> RawReply:
         started = time.perf_counter()
         message = upload(self.transport, peer, body)
-        status, imsi = 201, None
+        status, imsi, reason = 201, None, None
         try:
             accepted = await self.ingest.ingest(message)
             imsi = accepted.sim.imsi
             return self.replies.accepted(accepted)
         except HarvestError as error:
-            status = error.status
+            status, reason = error.status, error.code
             return self.replies.refused(error, peer)
-        except Dropped:
-            status = 0
+        except Dropped as dropped:
+            status, reason = 0, dropped.code
             return RawReply(b"", hang_up=True)  # no answer: the connection is closed
         except Exception:
             log.exception("storing a %s message from %s failed", self.transport, peer)
@@ -107,5 +125,5 @@ class RawHandler:
             if self.requests is not None:
                 self.requests.record(
                     self.transport.value, peer, imsi, status, len(body),
-                    time.perf_counter() - started, "unified" if self.replies.unified else "harvest",
+                    time.perf_counter() - started, self.endpoint, reason,
                 )  # fmt: skip

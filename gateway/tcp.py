@@ -25,9 +25,18 @@ class TcpServer:
     """The connections of one TCP listener, and their bounded shutdown."""
 
     def __init__(
-        self, handler: Handler, *, idle_timeout: float, max_connections: int, name: str
+        self,
+        handler: Handler,
+        *,
+        idle_timeout: float,
+        max_connections: int,
+        name: str,
+        screen: Callable[[str], bool] | None = None,
     ) -> None:
+        """``screen(peer)`` says whether a new connection may proceed; one it refuses is
+        closed at once, with no reply (a SIM without a data session, spec B12)."""
         self.handler = handler
+        self.screen = screen
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self.name = name
@@ -65,6 +74,10 @@ class TcpConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if peername else ""
+        if self.server.screen is not None and not self.server.screen(self.peer):
+            self._closing = True
+            self.transport.abort()
+            return
         if len(self.server.connections) >= self.server.max_connections:
             self.server.refused += 1
             log.warning(

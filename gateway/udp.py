@@ -73,12 +73,12 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         log.debug("%s: %s", self.name, exc)
 
-    def _record(self, message: Upload, status: int, elapsed: float) -> None:
+    def _record(self, message: Upload, status: int, reason: str) -> None:
         if self.requests is not None:
             sim = self.ingest.sim_of(message)
             self.requests.record(
                 "udp", message.peer, None if sim is None else sim.imsi, status, len(message.body),
-                elapsed, self.name,
+                0.0, self.name, reason,
             )  # fmt: skip
 
     def _send(self, reply: RawReply, addr: Address) -> None:
@@ -95,9 +95,9 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                 accepted.append((self.ingest.prepare(message), addr))
             except HarvestError as error:
                 self._send(self.replies.refused(error, addr[0]), addr)
-                self._record(message, error.status, 0.0)
-            except Dropped:  # no reply at all
-                self._record(message, 0, 0.0)
+                self._record(message, error.status, error.code)
+            except Dropped as dropped:  # no reply at all
+                self._record(message, 0, dropped.code)
         if accepted:
             self.in_flight += len(accepted)
             task = asyncio.get_running_loop().create_task(

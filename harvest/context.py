@@ -146,6 +146,7 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
             faults=app[FAULTS],
             resolve=SessionTable(registry, settings.ue_routes).resolve,
             max_payload_bytes=settings.max_payload_bytes,
+            drop_sessionless=settings.sessionless_sims == "drop",
         )
         yield
     finally:

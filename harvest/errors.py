@@ -83,6 +83,11 @@ class Dropped(Exception):
         self.reason = reason
         super().__init__("dropped" if reason is None else f"dropped: {reason}")
 
+    @property
+    def code(self) -> str:
+        """The reason's error code, or ``dropped`` (a drop fault), for logs and metrics."""
+        return "dropped" if self.reason is None else self.reason.code
+
 
 # --- management API: authentication (real SORACOM codes, notes real-service.md section 7) ---
 TOKEN_REQUIRED: Final = ErrorSpec("AUM0001", 401, "Token is required in the request header", "api")

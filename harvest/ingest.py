@@ -129,7 +129,11 @@ class IngestService:
         quotas: QuotaService,
         metrics: Metrics | None = None,
         faults: Faults | None = None,
+        drop_sessionless: bool = True,
     ) -> None:
+        """``drop_sessionless``: a SIM without a data session gets no reply (the network's
+        behaviour, spec B12), or, ``False``, an explicit ``403``."""
+        self.drop_sessionless = drop_sessionless
         self._faults = faults
         self._quotas = quotas
         self.metrics = metrics
@@ -186,7 +190,8 @@ class IngestService:
         return accepted
 
     def prepare(self, upload: Upload) -> Accepted:
-        """Every check and conversion, without storing; raises :class:`HarvestError`."""
+        """Every check and conversion, without storing; raises :class:`HarvestError`, or
+        :class:`Dropped` when the request is to get no answer at all."""
         metrics = self.metrics
         if metrics is not None:
             series = metrics.protocol[upload.transport.value]
@@ -194,31 +199,65 @@ class IngestService:
             series.payload_size.observe(len(upload.body))
         try:
             return self._prepare(upload)
-        except Dropped:
-            if metrics is not None:
-                metrics.writes_refused.labels(upload.transport.value, "dropped").inc()
+        except Dropped as dropped:
+            self._refused(upload, dropped.reason, answered=False)
             raise
         except HarvestError as error:
-            if metrics is not None:
-                metrics.writes_refused.labels(upload.transport.value, error.code).inc()
-            log.info(
-                "refused %s write from %s: %s %s",
-                upload.transport,
-                upload.peer,
-                error.code,
-                error.message,
-            )
-            sim = self.sim_of(upload)
-            if sim is not None:  # with no SIM there is no operator to show it to
-                self._error_log.record(
-                    sim.operator_id,
-                    sim.imsi,
-                    error.message,
-                    code=error.code,
-                    status=error.status,
-                    protocol=upload.transport.value,
-                )
+            self._refused(upload, error, answered=True)
             raise
+
+    def _refused(self, upload: Upload, error: HarvestError | None, *, answered: bool) -> None:
+        """Count (by error code; ``dropped`` for a drop fault), log and show to the operator
+        (``GET /v1/logs``) why a write was refused, whether or not the device got an answer."""
+        if self.metrics is not None:
+            reason = "dropped" if error is None else error.code
+            self.metrics.writes_refused.labels(upload.transport.value, reason).inc()
+        if error is None:
+            return
+        log.info(
+            "refused %s write from %s: %s %s%s",
+            upload.transport,
+            upload.peer,
+            error.code,
+            error.message,
+            "" if answered else " (no reply: the SIM has no data session)",
+        )
+        sim = self.sim_of(upload)
+        if sim is not None:  # with no SIM there is no operator to show it to
+            self._error_log.record(
+                sim.operator_id,
+                sim.imsi,
+                error.message,
+                code=error.code,
+                status=error.status,
+                protocol=upload.transport.value,
+            )
+
+    def session_refusal(self, sim: Sim) -> HarvestError | None:
+        """Why the network gives ``sim`` no data session (inactive, suspended, terminated, or
+        barred by its subscriber, logging-service-terms 11.7), or ``None``."""
+        if not sim.status.allows_data:
+            return HarvestError(
+                errors.SIM_NOT_USABLE, f"SIM {sim.imsi} is {sim.status}: no data communication."
+            )
+        if sim.barred:
+            return HarvestError(
+                errors.SIM_BARRED, f"SIM {sim.imsi} is barred (logging-service-terms 11.7)."
+            )
+        return None
+
+    def screen(self, upload: Upload) -> bool:
+        """Whether a new connection from ``upload.peer`` may proceed. ``False`` (already
+        counted and logged) for a SIM without a data session when such SIMs get no reply
+        (spec B12): the transport closes the connection at once."""
+        if not self.drop_sessionless:
+            return True
+        sim = self.sim_of(upload)
+        error = None if sim is None else self.session_refusal(sim)
+        if error is None:
+            return True
+        self._refused(upload, error, answered=False)
+        return False
 
     async def commit(self, accepted: Sequence[Accepted]) -> None:
         """Store accepted uploads in one call; durable when this returns."""
@@ -296,14 +335,10 @@ class IngestService:
             if verdict.error is not None:
                 raise verdict.error
         sim = self.identify(upload)
-        if not sim.status.allows_data:
-            raise HarvestError(
-                errors.SIM_NOT_USABLE, f"SIM {sim.imsi} is {sim.status}: no data communication."
-            )
-        if sim.barred:
-            raise HarvestError(
-                errors.SIM_BARRED, f"SIM {sim.imsi} is barred (logging-service-terms 11.7)."
-            )
+        refusal = self.session_refusal(sim)
+        if refusal is not None:
+            # No session on the real network: the device sees no reply at all (spec B12).
+            raise Dropped(refusal) if self.drop_sessionless else refusal
         check_payload_size(len(upload.body), self.max_payload_bytes)
         group = None if sim.group_id is None else self._registry.group_by_id(sim.group_id)
         if group is None:

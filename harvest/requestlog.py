@@ -35,6 +35,9 @@ class RequestRecord:
     bytes: int
     latencyMs: float  # the wire name, as in the JSON line
     target: str  # the path for HTTP, the operation for the API, the listener for TCP/UDP
+    #: Why a device write was refused (its error code), also when no reply was sent (status
+    #: 0: a SIM without a data session, a drop fault); ``None`` otherwise.
+    reason: str | None = None
 
     def view(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,19 +55,19 @@ class RequestLog:
 
     def record(
         self, protocol: str, peer: str, imsi: str | None, status: int, size: int,
-        latency_s: float, target: str,
+        latency_s: float, target: str, reason: str | None = None,
     ) -> None:  # fmt: skip
         entry = RequestRecord(
             self._clock.now_ms(), protocol, peer, imsi, status, size,
-            round(latency_s * 1000, 3), target,
+            round(latency_s * 1000, 3), target, reason,
         )  # fmt: skip
         self._ring.append(entry)
         if self._format == "json":
             log.info(json.dumps(entry.view(), separators=(",", ":")))
         elif self._format == "plain":
             log.info(
-                "%s %s %s %s %dB %.1fms %s", protocol, peer, imsi or "-", status, size,
-                entry.latencyMs, target,
+                "%s %s %s %s %dB %.1fms %s%s", protocol, peer, imsi or "-", status, size,
+                entry.latencyMs, target, "" if reason is None else f" {reason}",
             )  # fmt: skip
 
     def query(

@@ -52,6 +52,11 @@ class Settings:
     ue_map: str = _setting(
         "", "private core: ADDRESS-or-CIDR=IMSI pairs, comma-separated (TOML: a table)"
     )
+    sessionless_sims: str = _setting(
+        "drop",
+        "inactive, suspended, terminated or barred SIMs: drop (no reply at all, as the network"
+        " gives them no data session) or refuse (an explicit 403)",
+    )
     quota_policy: str = _setting(
         "bill", "past the 2,000 daily writes: bill (accept) or reject (429)"
     )
@@ -108,6 +113,8 @@ class Settings:
             raise SettingsError("request_log_size must be from 1 to 1000000")
         if self.rate_limit_counting not in ("concurrent", "every"):
             raise SettingsError("rate_limit_counting must be concurrent or every")
+        if self.sessionless_sims not in ("drop", "refuse"):
+            raise SettingsError("sessionless_sims must be drop or refuse")
         if self.quota_policy not in ("bill", "reject"):
             raise SettingsError("quota_policy must be bill or reject")
         for name in (

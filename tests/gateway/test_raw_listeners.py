@@ -58,6 +58,7 @@ async def udp_exchange(
     source: str = "127.0.0.1",
     endpoint: str = "harvest",
     host: str = "127.0.0.1",
+    wait_s: float = 5.0,
 ) -> list[bytes]:
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -71,7 +72,7 @@ async def udp_exchange(
         replies = []
         for message in messages:
             transport.sendto(message)
-            replies.append(await asyncio.wait_for(client.replies.get(), 5))
+            replies.append(await asyncio.wait_for(client.replies.get(), wait_s))
         return replies
     finally:
         transport.close()

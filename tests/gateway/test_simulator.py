@@ -96,7 +96,8 @@ def serve(data_dir: Path, *extra: str) -> AbstractContextManager[Process]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with serve(tmp_path_factory.mktemp("simulator")) as process:
+    # A suspended SIM answered 403 (not the network's silence), so the fleet can count it.
+    with serve(tmp_path_factory.mktemp("simulator"), "--sessionless-sims", "refuse") as process:
         ports = raw_ports(process)
         yield Server(process.base_url, ports["harvest"], ports["unified"])
 

@@ -12,7 +12,7 @@ IMSI = "001010000000001"
 async def test_refusals_are_logged_for_the_sims_operator(emulator: Emulator) -> None:
     api = await emulator.api()
     await emulator.control("POST", f"/sims/{IMSI}/block")
-    await emulator.device().send('{"a":1}')
+    await emulator.device().send('{"a":1}')  # no reply, but logged
     await emulator.control("POST", f"/sims/{IMSI}/unblock")
     await emulator.device().send("{broken", "application/json")
     reply = await api.get(

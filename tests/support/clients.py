@@ -104,9 +104,15 @@ class ApiClient:
             params["last_evaluated_key"] = reply.next_key
 
 
+#: The "status" of a request whose connection was closed without an answer: what a SIM without a
+#: data session sees (spec B12), or a drop fault.
+NO_REPLY = 0
+
+
 @dataclass
 class Device:
-    """A simulated device: HTTP from its SIM's session address (spec B2)."""
+    """A simulated device: HTTP from its SIM's session address (spec B2). :meth:`send` gives
+    :data:`NO_REPLY` when the connection is closed without an answer."""
 
     session: aiohttp.ClientSession
     base_url: str
@@ -127,10 +133,13 @@ class Device:
         payload = body.encode() if isinstance(body, str) else body
         # aiohttp warns about large raw bodies; a stream is what a real client would send.
         data: bytes | io.BytesIO = io.BytesIO(payload) if len(payload) > 65536 else payload
-        async with self.session.request(
-            method, self.base_url + path, data=data, headers=sent
-        ) as response:
-            return response.status, await response.read()
+        try:
+            async with self.session.request(
+                method, self.base_url + path, data=data, headers=sent
+            ) as response:
+                return response.status, await response.read()
+        except aiohttp.ServerDisconnectedError:
+            return NO_REPLY, b""
 
 
 def device_session(address: str) -> aiohttp.ClientSession:
