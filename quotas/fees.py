@@ -19,20 +19,25 @@ once, there (:func:`sim_day_charge`), and every view is a plain sum of those rou
 - daily bill (:attr:`MonthBill.days`, :func:`day_charges`): the day's SIM-day amounts;
 - per-SIM summary (:attr:`MonthBill.sims`): the SIM's SIM-day amounts over the month;
 - month bill (:func:`month_bill`): the option line and the write-request line, each the sum
-  of every SIM-day's; then the free tier (:func:`month_lines`).
+  of every SIM-day's; then the free tier and the unavailability credit (:func:`month_lines`).
 
 0.05 is a whole cent, so only write fees ever round. Nothing is rounded twice, so the views
 reconcile exactly. **Daily and per-SIM amounts are gross**: the free tier is a monthly
 deduction per account ((12)(b)) and ``getBillingPerDay`` says fees charged monthly are not in
-the daily bill, so neither carries it. For every :class:`MonthBill` ``b``::
+the daily bill, so neither carries it, nor the credit. For every :class:`MonthBill` ``b``::
 
     sum(d.amount for d in b.days) == b.option_fee + b.write_fee
     sum(s.amount for s in b.sims) == b.option_fee + b.write_fee
     sum(i.amount for i in b.items) == b.total
-    b.total == b.option_fee - b.free_tier + b.write_fee
+    b.total == b.option_fee - b.free_tier + b.write_fee - b.credit
 
 (the per-SIM sum over every SIM: ``getBillingSummaryOfSims`` lists at most 100 of them, so the
 wire list of a larger fleet sums to less).
+
+**Unavailability credit** (logging-service-terms 14.2(c)): a month whose ledger holds ``n``
+whole days of complete unavailability (recorded by ``quotas.housekeeping`` on the UTC day a
+window ended) takes ``n`` x (the month's fee after the free tier) / (days in the month) off,
+rounded down to the cent and never more than that fee (:func:`unavailability_credit`).
 
 Not modelled: the Discount Period that (12)(b) names but never defines (the free tier always
 applies), coupons (21.19), and the discretionary rounding and collection of bills under 0.5 USD
@@ -41,6 +46,7 @@ applies), coupons (21.19), and the discretionary rounding and collection of bill
 
 from __future__ import annotations
 
+import calendar
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -88,6 +94,8 @@ BILL_ITEM_OPTION: Final = "Harvest Data Option"
 BILL_ITEM_FREE_TIER: Final = "Harvest Data Option Free Tier"
 #: Writes beyond the daily bundle.
 BILL_ITEM_WRITES: Final = "Harvest Data write requests"
+#: The reduction for days of complete unavailability, as a negative amount.
+BILL_ITEM_CREDIT: Final = "Service unavailability credit (logging-service-terms 14.2(c))"
 
 #: ``MonthlyBill.state`` (OpenAPI): still aggregating, or confirmed.
 STATE_TEMPORARY: Final = "temporary"
@@ -109,6 +117,24 @@ def sim_day_write_fee(overage_writes: int) -> Decimal:
     return round_up_to_cent(overage_writes * WRITE_FEE_PER_REQUEST)
 
 
+def unavailability_credit(fee: Decimal, days: int, year: int, month: int) -> Decimal:
+    """The reduction of logging-service-terms 14.2(c) on a month's ``fee`` (after the free tier).
+
+    ``days`` whole days of complete unavailability take ``days`` x ``fee`` / (days in the month)
+    off, rounded down to the cent (what is left is the fee that (e) rounds up), and never more
+    than ``fee``. The clause names the days, not the amount per day: a day's share of the
+    month's fee is the emulator's reading (docs/billing.md).
+    """
+    _check_month(year, month)
+    if days < 0 or fee < 0:
+        raise ValueError(f"a credit needs days >= 0 and a fee >= 0, not {days} and {fee}")
+    cents = int(fee * 100)
+    if cents != fee * 100:
+        raise ValueError(f"the fee must be in whole cents: {fee}")
+    in_month = calendar.monthrange(year, month)[1]
+    return Decimal(min(cents, days * cents // in_month)).scaleb(-2)
+
+
 @dataclass(frozen=True, slots=True)
 class MonthLines:
     """A month's lines from its two sums: :func:`month_lines`."""
@@ -119,18 +145,25 @@ class MonthLines:
     free_tier: Decimal
     #: The (rounded) write fees of the month's SIM-days, summed.
     write_fee: Decimal
+    #: The unavailability credit, positive.
+    credit: Decimal
 
     @property
     def total(self) -> Decimal:
-        """``option_fee - free_tier + write_fee``, never negative."""
-        return self.option_fee - self.free_tier + self.write_fee
+        """``option_fee - free_tier + write_fee - credit``, never negative."""
+        return self.option_fee - self.free_tier + self.write_fee - self.credit
 
 
-def month_lines(option_fee: Decimal, write_fee: Decimal) -> MonthLines:
+def month_lines(
+    option_fee: Decimal, write_fee: Decimal, year: int, month: int, unavailable_days: int = 0
+) -> MonthLines:
     """The month's lines from the sums of its SIM-days' rounded option and write fees: the free
-    tier off the option fee only ((12)(b)). Both the bill and the running meter use this."""
+    tier off the option fee only ((12)(b)), then the credit for ``unavailable_days`` whole days
+    of complete unavailability (14.2(c)). Both the bill and the running meter use this."""
     free_tier = min(FREE_TIER_PER_MONTH, option_fee)
-    return MonthLines(option_fee, free_tier, write_fee)
+    fee = option_fee - free_tier + write_fee
+    credit = unavailability_credit(fee, unavailable_days, year, month)
+    return MonthLines(option_fee, free_tier, write_fee, credit)
 
 
 def month_is_closed(year: int, month: int, *, today: date) -> bool:
@@ -207,7 +240,8 @@ class DayCharges:
     """One operator's charges for one UTC day: the day's line of the daily bill.
 
     ``option_fee`` and ``write_fee`` are the sums of the day's SIM-days' (rounded) fees;
-    ``amount`` is their sum. The free tier is not in it (see the module docstring).
+    ``amount`` is their sum. The free tier and the credit are not in it (see the module
+    docstring).
     """
 
     day: date
@@ -231,7 +265,7 @@ class SimMonthCharge:
     """One SIM's charges for one UTC month, for ``getBillingSummaryOfSims``.
 
     ``option_fee`` and ``write_fee`` are the sums of the SIM's SIM-days' (rounded) fees over
-    the month; ``amount`` is their sum. The account's free tier is not in it.
+    the month; ``amount`` is their sum. The account's free tier and credit are not in it.
     """
 
     sim_id: str
@@ -274,8 +308,8 @@ class BillItem:
 class MonthBill:
     """One operator's Harvest bill for one UTC month (rounding: see the module docstring).
 
-    ``total == option_fee - free_tier + write_fee``, never negative, and equal to the sum of
-    ``items``. A month with no usage is a valid bill of 0.
+    ``total == option_fee - free_tier + write_fee - credit``, never negative, and equal to the
+    sum of ``items``. A month with no usage is a valid bill of 0.
     """
 
     year: int
@@ -288,6 +322,10 @@ class MonthBill:
     free_tier: Decimal
     #: The SIM-days' write fees, each rounded up to the cent, summed.
     write_fee: Decimal
+    #: Whole days of complete unavailability recorded in the month (14.2(c)).
+    unavailable_days: int
+    #: The reduction for them, positive (:func:`unavailability_credit`).
+    credit: Decimal
     total: Decimal
     #: SIM-days on which Harvest was enabled.
     harvest_days: int
@@ -298,7 +336,8 @@ class MonthBill:
     days: tuple[DayCharges, ...]
     #: Every SIM with a usage in the month, highest amount first, then by SIM ID.
     sims: tuple[SimMonthCharge, ...]
-    #: The non-zero lines, highest amount first: option fee, writes, free tier (negative).
+    #: The non-zero lines, highest amount first: option fee, writes, and the free tier and the
+    #: credit as negative amounts.
     items: tuple[BillItem, ...]
 
     @property
@@ -426,11 +465,20 @@ def day_charges(usages: Iterable[Usage], day: date) -> DayCharges:
     return _day(day, tuple(sim_day_charge(usage) for usage in charges))
 
 
-def month_bill(usages: Iterable[Usage], year: int, month: int, *, closed: bool) -> MonthBill:
+def month_bill(
+    usages: Iterable[Usage],
+    year: int,
+    month: int,
+    *,
+    closed: bool,
+    unavailable_days: int = 0,
+) -> MonthBill:
     """One operator's bill for the UTC month ``year``-``month``, from its usages.
 
-    Usages outside the month are ignored, so the same list can feed every month's bill. Raises
-    ``ValueError`` for an impossible month or if a SIM has two usages on one day.
+    Usages outside the month are ignored, so the same list can feed every month's bill.
+    ``unavailable_days`` are the whole days of complete unavailability recorded in the month
+    (logging-service-terms 14.2(c)). Raises ``ValueError`` for an impossible month, a negative
+    number of days, or if a SIM has two usages on one day.
     """
     _check_month(year, month)
     in_month = _unique([u for u in usages if (u.day.year, u.day.month) == (year, month)])
@@ -445,11 +493,18 @@ def month_bill(usages: Iterable[Usage], year: int, month: int, *, closed: bool) 
     sims = sorted((_sim_month(sim_id, charges) for sim_id, charges in by_sim.items()), key=_rank)
 
     every = [charge for charges in by_day.values() for charge in charges]
-    sums = month_lines(_sum(c.option_fee for c in every), _sum(c.write_fee for c in every))
+    sums = month_lines(
+        _sum(c.option_fee for c in every),
+        _sum(c.write_fee for c in every),
+        year,
+        month,
+        unavailable_days,
+    )
     lines = (
         BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_OPTION, sums.option_fee),
         BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_FREE_TIER, -sums.free_tier),
         BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_WRITES, sums.write_fee),
+        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_CREDIT, -sums.credit),
     )
     items = sorted((line for line in lines if line.amount), key=lambda i: i.amount, reverse=True)
 
@@ -460,6 +515,8 @@ def month_bill(usages: Iterable[Usage], year: int, month: int, *, closed: bool) 
         option_fee=sums.option_fee,
         free_tier=sums.free_tier,
         write_fee=sums.write_fee,
+        unavailable_days=unavailable_days,
+        credit=sums.credit,
         total=sums.total,
         harvest_days=sum(1 for c in every if c.harvest_enabled),
         writes=sum(c.writes for c in every),

@@ -34,8 +34,8 @@ from quotas.ratelimit import RateLimiter, RateSettings
 def fee_usages(rows: Iterable[LedgerRow], sim_ids: Mapping[str, str]) -> list[Usage]:
     """Ledger rows (one per kind) folded into the fee calculator's one-per-SIM-day usages.
 
-    Only the per-SIM kinds a fee reads are folded: 5-minute buckets and bytes read are not
-    usages.
+    Only the per-SIM kinds a fee reads are folded: 5-minute buckets, bytes read and the
+    operator's unavailable days (:func:`unavailable_days`) are not usages.
     """
     folded: dict[tuple[str, str], dict[UsageKind, int]] = defaultdict(dict)
     for row in rows:
@@ -55,6 +55,12 @@ def fee_usages(rows: Iterable[LedgerRow], sim_ids: Mapping[str, str]) -> list[Us
     ]
 
 
+def unavailable_days(rows: Iterable[LedgerRow]) -> int:
+    """The whole days of complete unavailability among ledger rows (logging-service-terms
+    14.2(c)), for the bill of the month the rows cover."""
+    return sum(row.count for row in rows if row.kind is UsageKind.UNAVAILABLE_DAYS)
+
+
 @dataclass(slots=True)
 class MonthMeter:
     """One operator's running charges for the UTC month ``year``-``month``, as the bill has them.
@@ -71,6 +77,7 @@ class MonthMeter:
     option_days: int = 0
     overage: dict[tuple[str, str], int] = field(default_factory=dict)
     write_fee: Decimal = Decimal("0.00")
+    unavailable_days: int = 0
 
     def add_overage(self, imsi: str, day: str, writes: int) -> None:
         """``writes`` more (or, negative, fewer) writes past the bundle of one SIM-day."""
@@ -84,7 +91,8 @@ class MonthMeter:
     @property
     def charges(self) -> Decimal:
         option = OPTION_FEE_PER_SIM_DAY * self.option_days
-        return month_lines(option, self.write_fee).total
+        lines = month_lines(option, self.write_fee, self.year, self.month, self.unavailable_days)
+        return lines.total
 
 
 class QuotaService:
@@ -125,6 +133,7 @@ class QuotaService:
         for operator_id, rows in month_rows.items():
             listed = list(rows)
             meter = self._meter(operator_id, month)
+            meter.unavailable_days += unavailable_days(listed)
             for usage in fee_usages(listed, {}):
                 charge = sim_day_charge(usage)
                 meter.add_overage(usage.imsi, usage.day.isoformat(), charge.overage_writes)
@@ -187,6 +196,11 @@ class QuotaService:
         self._harvest_days.add((imsi, day))
         self._meter(operator_id, day[:7]).option_days += 1
         return True
+
+    def unavailable(self, operator_id: str, day: str, days: int) -> None:
+        """Note ``days`` whole days of complete unavailability recorded on ``day`` (the ledger
+        has them too), for that month's credit (logging-service-terms 14.2(c))."""
+        self._meter(operator_id, day[:7]).unavailable_days += days
 
     # --- reads --------------------------------------------------------------------------------
     def note_read(self, operator_id: str, imsi: str, content_bytes: int) -> None:

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from referencing.jsonschema import DRAFT4
 
 from quotas.fees import (
     BILL_ITEM_CATEGORY,
+    BILL_ITEM_CREDIT,
     BILL_ITEM_FREE_TIER,
     BILL_ITEM_OPTION,
     BILL_ITEM_WRITES,
@@ -44,6 +46,7 @@ from quotas.fees import (
     month_bill,
     month_is_closed,
     round_up_to_cent,
+    unavailability_credit,
 )
 from tests.support.openapi import spec_dict, validate
 
@@ -67,8 +70,10 @@ def nov(day: int) -> date:
     return date(2026, 11, day)
 
 
-def november(usages: Iterable[Usage], *, closed: bool = True) -> MonthBill:
-    return month_bill(usages, *NOV, closed=closed)
+def november(
+    usages: Iterable[Usage], *, closed: bool = True, unavailable_days: int = 0
+) -> MonthBill:
+    return month_bill(usages, *NOV, closed=closed, unavailable_days=unavailable_days)
 
 
 # --- the constants are the seeds' figures ----------------------------------------------------
@@ -304,6 +309,68 @@ def test_an_unused_free_tier_never_covers_write_fees() -> None:
     assert bill.total == D("0.10")
 
 
+# --- (7) the unavailability credit (logging-service-terms 14.2(c)) ---------------------------
+@pytest.mark.parametrize(
+    ("fee", "days", "month", "credit"),
+    [
+        # 2 x 58.45 / 30 = 3.8966... -> 3.89 (rounded down: the fee left, 54.56, is what (e)
+        # would round up)
+        pytest.param(D("58.45"), 2, NOV, D("3.89"), id="two-days"),
+        # 2 x 8.47 / 30 = 0.5646... -> 0.56
+        pytest.param(D("8.47"), 2, NOV, D("0.56"), id="two-days-small-fee"),
+        # 1 x 2.80 / 28 = 0.10 exactly: February 2027 has 28 days
+        pytest.param(D("2.80"), 1, (2027, 2), D("0.10"), id="february"),
+        # 1 x 3.10 / 31 = 0.10 exactly: December has 31
+        pytest.param(D("3.10"), 1, (2026, 12), D("0.10"), id="december"),
+        # 1 x 0.29 / 30 = 0.0096... -> 0.00: less than a cent is no credit
+        pytest.param(D("0.29"), 1, NOV, D("0.00"), id="under-a-cent"),
+        pytest.param(D("5.00"), 30, NOV, D("5.00"), id="the-whole-month"),
+        pytest.param(D("5.00"), 45, NOV, D("5.00"), id="never-more-than-the-fee"),
+        pytest.param(D("0.00"), 3, NOV, D("0.00"), id="nothing-to-reduce"),
+        pytest.param(D("5.00"), 0, NOV, D("0.00"), id="no-days"),
+    ],
+)
+def test_the_unavailability_credit_is_a_share_of_the_month_rounded_down(
+    fee: Decimal, days: int, month: tuple[int, int], credit: Decimal
+) -> None:
+    assert unavailability_credit(fee, days, *month) == credit
+    assert unavailability_credit(fee, days, *month).as_tuple().exponent == -2
+
+
+@pytest.mark.parametrize(
+    ("fee", "days"),
+    [
+        pytest.param(D("1.00"), -1, id="negative-days"),
+        pytest.param(D("-1.00"), 1, id="negative-fee"),
+        pytest.param(D("1.005"), 1, id="fraction-of-a-cent"),
+    ],
+)
+def test_the_unavailability_credit_refuses_impossible_inputs(fee: Decimal, days: int) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        unavailability_credit(fee, days, *NOV)
+
+
+def test_the_credit_is_a_line_of_the_month_bill_only() -> None:
+    usages = [usage(sim, nov(day), 1999) for sim in range(40) for day in range(1, 31)]
+    bill = november(usages, unavailable_days=2)
+    # Option 60.00 - free tier 1.55 = 58.45; credit 2 x 58.45 / 30 = 3.8966... -> 3.89;
+    # total 58.45 - 3.89 = 54.56.
+    assert (bill.unavailable_days, bill.credit, bill.total) == (2, D("3.89"), D("54.56"))
+    body = bill.bill_items_to_wire(NOW_MS)
+    assert body["costBreakdownList"] == [
+        {"amount": 60.0, "billItemCategory": "Harvest", "billItemName": BILL_ITEM_OPTION},
+        {"amount": -1.55, "billItemCategory": "Harvest", "billItemName": BILL_ITEM_FREE_TIER},
+        {"amount": -3.89, "billItemCategory": "Harvest", "billItemName": BILL_ITEM_CREDIT},
+    ]
+    assert BILL_ITEM_CREDIT == "Service unavailability credit (logging-service-terms 14.2(c))"
+    check_schema(body, "BillingSummaryResponseOfBillItems")
+    assert bill.to_wire()["amount"] == 54.56
+    # Daily and per-SIM amounts stay gross: 30 days x 2.00 and 40 SIMs x 1.50.
+    assert sum(d.amount for d in bill.days) == sum(s.amount for s in bill.sims) == D("60.00")
+    # No usage, no fee: days alone credit nothing.
+    assert november([], unavailable_days=5).items == ()
+
+
 # --- inputs and periods ----------------------------------------------------------------------
 def test_usages_outside_the_period_are_ignored() -> None:
     usages = [usage(1, date(2026, 10, 31), 9000), usage(1, nov(1)), usage(1, date(2026, 12, 1))]
@@ -523,6 +590,11 @@ def ceil_cent(amount: Decimal) -> Decimal:
     return D(math.ceil(amount * 100)) / 100
 
 
+def floor_cent(amount: Fraction) -> Decimal:
+    """The oracle's own rounding down."""
+    return D(math.floor(amount * 100)) / 100
+
+
 SIM_IDS = [f"sim-{i}" for i in range(12)]
 # Write counts around the 2,000 included writes and well past them.
 WRITES = st.one_of(
@@ -548,9 +620,9 @@ USAGES = st.lists(
 )
 
 
-@given(USAGES)
-def test_every_view_reconciles_with_the_month_bill(usages: list[Usage]) -> None:
-    bill = november(usages)
+@given(USAGES, st.integers(0, 40))
+def test_every_view_reconciles_with_the_month_bill(usages: list[Usage], down: int) -> None:
+    bill = november(usages, unavailable_days=down)
     in_month = [u for u in usages if (u.day.year, u.day.month) == NOV]
 
     # The oracle: each SIM-day's fees rounded up to the cent once, then summed.
@@ -561,18 +633,22 @@ def test_every_view_reconciles_with_the_month_bill(usages: list[Usage]) -> None:
         option += D("0.05") if u.harvest_enabled else D(0)
         writes += ceil_cent(max(0, u.writes - included) * D("0.00004"))
     free_tier = min(D("1.55"), option)
+    fee = option - free_tier + writes
+    credit = min(fee, floor_cent(Fraction(down) * Fraction(fee) / 30))
     assert (bill.option_fee, bill.write_fee, bill.free_tier) == (option, writes, free_tier)
+    assert bill.credit == credit
 
     items = {i.name: i.amount for i in bill.items}
     option_item = items.get(BILL_ITEM_OPTION, D(0))
     write_item = items.get(BILL_ITEM_WRITES, D(0))
     free_tier_item = items.get(BILL_ITEM_FREE_TIER, D(0))
+    credit_item = items.get(BILL_ITEM_CREDIT, D(0))
     # The four statements of docs/billing.md, exactly.
     assert sum((d.amount for d in bill.days), D(0)) == option_item + write_item
     assert sum((s.amount for s in bill.sims), D(0)) == option_item + write_item
     assert sum(items.values(), D(0)) == bill.total
-    assert bill.total == option_item + free_tier_item + write_item
-    assert bill.total == option - free_tier + writes
+    assert bill.total == option_item + free_tier_item + write_item + credit_item
+    assert bill.total == option - free_tier + writes - credit
     # The same through the wire bodies (the SIM list is whole up to 100 SIMs).
     wire_days = bill.daily_to_wire()["billList"]
     assert sum((D(str(d["amount"])) for d in wire_days), D(0)) == option + writes
@@ -580,10 +656,10 @@ def test_every_view_reconciles_with_the_month_bill(usages: list[Usage]) -> None:
     assert sum((D(str(x["amount"])) for x in wire_sims), D(0)) == option + writes
     assert D(str(bill.to_wire()["amount"])) == bill.total
 
-    amounts = [bill.total, bill.option_fee, bill.free_tier, bill.write_fee]
+    amounts = [bill.total, bill.option_fee, bill.free_tier, bill.write_fee, bill.credit]
     amounts += [d.amount for d in bill.days] + [s.amount for s in bill.sims]
     assert all(a >= 0 and a == a.quantize(D("0.01")) for a in amounts)
-    negative = {BILL_ITEM_FREE_TIER}
+    negative = {BILL_ITEM_FREE_TIER, BILL_ITEM_CREDIT}
     assert all(i.amount < 0 for i in bill.items if i.name in negative)
     assert all(i.amount > 0 for i in bill.items if i.name not in negative)
     assert [s.amount for s in bill.sims] == sorted((s.amount for s in bill.sims), reverse=True)

@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harvest.clock import EmulatorClock
+from harvest.storage.base import ACCOUNT_WIDE, UsageKind
 from harvest.storage.base import Usage as LedgerRow
-from harvest.storage.base import UsageKind
 from quotas.fees import month_bill
 from quotas.ratelimit import RateSettings
-from quotas.service import QuotaService, fee_usages
+from quotas.service import QuotaService, fee_usages, unavailable_days
 
 OP = "OP0000000000"
 IMSIS = [f"00101000000000{i}" for i in range(4)]
@@ -34,9 +34,9 @@ SIM_DAYS = st.dictionaries(
 )
 
 
-@given(SIM_DAYS, st.integers(1, 2500), st.sets(st.integers(0, 50)))
+@given(SIM_DAYS, st.integers(1, 2500), st.sets(st.integers(0, 50)), st.integers(0, 31))
 def test_the_meter_charges_what_the_month_bill_totals(
-    sim_days: dict[tuple[int, int], int], chunk: int, lost: set[int]
+    sim_days: dict[tuple[int, int], int], chunk: int, lost: set[int], down: int
 ) -> None:
     clock = EmulatorClock()
     clock.set(at(1), frozen=True)
@@ -55,13 +55,17 @@ def test_the_meter_charges_what_the_month_bill_totals(
                 quotas.release(OP, reservation)
             else:
                 writes[(imsi, iso)] += count
+    quotas.unavailable(OP, "2026-11-04", down)
 
     rows = [
         LedgerRow(OP, IMSIS[sim], date(2026, 11, day).isoformat(), UsageKind.HARVEST_DAY, 1)
         for sim, day in sim_days
     ]
     rows += [LedgerRow(OP, imsi, day, UsageKind.WRITE, n) for (imsi, day), n in writes.items() if n]
-    bill = month_bill(fee_usages(rows, {}), 2026, 11, closed=False)
+    rows.append(LedgerRow(OP, ACCOUNT_WIDE, "2026-11-04", UsageKind.UNAVAILABLE_DAYS, down))
+    bill = month_bill(
+        fee_usages(rows, {}), 2026, 11, closed=False, unavailable_days=unavailable_days(rows)
+    )
     assert quotas.charges(OP) == bill.total
     # and after a reload from the ledger, as after a restart or a clock jump
     quotas.reload({}, {OP: rows})
