@@ -139,7 +139,12 @@ API_ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
 def api_app() -> web.Application:
     """``/v1``: :data:`API_ROUTES`, and the middlewares every call passes through."""
     app = web.Application(
-        middlewares=[api_metrics_middleware, auth.auth_middleware, fault_middleware]
+        middlewares=[
+            api_metrics_middleware,
+            auth.rate_limit_middleware,
+            fault_middleware,
+            auth.auth_middleware,
+        ]
     )
     for method, path, handler, operation_id in API_ROUTES:
         if method == "GET":  # and HEAD, as aiohttp's add_get does

@@ -16,6 +16,12 @@ emulator clock (``from``/``until``, UNIX ms), and with a ``probability`` drawn f
 - ``maintenance``: every request it matches (by default all, device and API) is answered
   ``503``, as during maintenance (logging-service-terms 5.2).
 
+A ``maintenance`` rule that matches everything (no ``imsi``, ``groupId``, ``protocol``,
+``operation`` or ``count``, probability 1) makes the service *completely unavailable* from its
+``from`` (or its creation) to its ``until`` (or its deletion, if sooner): see
+:meth:`FaultRule.outage_end`. ``quotas.housekeeping`` turns each such window that lasted 24
+hours or more into the bill credit of logging-service-terms 14.2(c) (docs/billing.md).
+
 The control plane itself is never subject to faults.
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +67,46 @@ class FaultRule:
     probability: float = 1.0
     seed: int | None = None
     hits: int = 0
+    #: When it was added (emulator clock): the start of its window when ``from`` is unset.
+    created_ms: int = 0
+    #: Its unavailability has been accounted for (once per window; ``quotas.housekeeping``).
+    settled: bool = False
     _random: random.Random = field(default_factory=random.Random, repr=False)
+
+    @property
+    def whole_service(self) -> bool:
+        """A ``maintenance`` rule that matches every request: while it is in force the service
+        is completely unavailable (logging-service-terms 14.2(c))."""
+        return (
+            self.effect == "maintenance"
+            and self.imsi is None
+            and self.group_id is None
+            and self.protocol is None
+            and self.operation is None
+            and self.count is None
+            and self.probability >= 1.0
+        )
+
+    @property
+    def start_ms(self) -> int:
+        """Where its window starts: ``from``, or its creation when ``from`` is unset."""
+        return self.created_ms if self.from_ms is None else self.from_ms
+
+    def outage_end(self, now_ms: int, *, deleted: bool) -> int | None:
+        """When the complete unavailability this rule makes ended, as of ``now_ms``; ``None``
+        while it lasts, or if the rule is not :attr:`whole_service`.
+
+        It ends at ``until`` once the clock has passed it (the rule matches up to ``until``
+        inclusive), or, when the rule is deleted at ``now_ms``, at ``now_ms`` or the earlier
+        ``until``.
+        """
+        if not self.whole_service:
+            return None
+        if deleted:
+            return now_ms if self.until_ms is None else min(self.until_ms, now_ms)
+        if self.until_ms is not None and now_ms > self.until_ms:
+            return self.until_ms
+        return None
 
     def view(self) -> dict[str, Any]:
         view: dict[str, Any] = {"id": self.rule_id, "effect": self.effect, "hits": self.hits}
@@ -201,6 +247,10 @@ class Verdict:
 NO_FAULT = Verdict()
 
 
+#: Called with the rules a ``DELETE`` removed, after they are gone.
+RemovedListener = Callable[[Sequence[FaultRule]], Awaitable[None]]
+
+
 class Faults:
     """The rules in force, in the order they were created."""
 
@@ -209,13 +259,33 @@ class Faults:
         self.rules: dict[str, FaultRule] = {}
         #: The API's operationIds, which rules may name (set once the routes are built).
         self.operations: frozenset[str] = frozenset()
+        #: Told of every rule deleted through the control plane (not of :meth:`clear`).
+        self.listeners: list[RemovedListener] = []
 
     def add(self, rule: FaultRule) -> FaultRule:
+        """Put ``rule`` in force; it was created now (emulator clock)."""
+        rule.created_ms = self._clock.now_ms()
         self.rules[rule.rule_id] = rule
         return rule
 
     def clear(self) -> None:
+        """Forget every rule without telling the listeners (a reset starts over)."""
         self.rules.clear()
+
+    async def remove(self, rule_id: str | None = None) -> bool:
+        """Delete one rule, or (``None``) all, and tell the listeners; ``False`` if there is no
+        rule ``rule_id``."""
+        if rule_id is None:
+            removed = list(self.rules.values())
+            self.rules.clear()
+        else:
+            rule = self.rules.pop(rule_id, None)
+            if rule is None:
+                return False
+            removed = [rule]
+        for listener in self.listeners:
+            await listener(removed)
+        return True
 
     def check(
         self, protocol: str, *, imsi: str | None = None, group_id: str | None = None,
@@ -282,14 +352,14 @@ async def list_faults(request: web.Request) -> web.Response:
 
 
 async def delete_fault(request: web.Request) -> web.Response:
-    faults = request.config_dict[FAULTS]
-    if faults.rules.pop(request.match_info["rule_id"], None) is None:
+    """``DELETE /_emulator/faults/{id}``: a maintenance window ends now (see the docstring)."""
+    if not await request.config_dict[FAULTS].remove(request.match_info["rule_id"]):
         raise HarvestError(errors.NOT_FOUND, f"No such fault rule: {request.match_info['rule_id']}")
     return web.Response(status=204)
 
 
 async def delete_faults(request: web.Request) -> web.Response:
-    request.config_dict[FAULTS].clear()
+    await request.config_dict[FAULTS].remove()
     return web.Response(status=204)
 
 

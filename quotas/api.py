@@ -24,7 +24,7 @@ from harvest.web import json_response
 from quotas.calendar import FIVE_MINUTES_MS, five_minute_bucket, utc_day
 from quotas.fees import MonthBill, billing_history_to_wire, month_bill, month_is_closed
 from quotas.housekeeping import HOUSEKEEPING
-from quotas.service import fee_usages
+from quotas.service import fee_usages, unavailable_days
 
 #: Months of history the bills API looks back over (OpenAPI ``getBillingHistory``: 18 months).
 HISTORY_MONTHS = 18
@@ -54,7 +54,8 @@ async def bill(request: web.Request, year: int, month: int) -> MonthBill:
     rows = await request.config_dict[STORE].usage_rows(operator_id, first, first[:8] + "31")
     sim_ids = {s.imsi: s.sim_id for s in request.config_dict[REGISTRY].sims(operator_id)}
     closed = month_is_closed(year, month, today=_today(request))
-    return month_bill(fee_usages(rows, sim_ids), year, month, closed=closed)
+    usages = fee_usages(rows, sim_ids)
+    return month_bill(usages, year, month, closed=closed, unavailable_days=unavailable_days(rows))
 
 
 def _year_month(request: web.Request) -> tuple[int, int]:

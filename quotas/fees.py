@@ -9,33 +9,35 @@ Periods are UTC days and UTC months (General Provisions (a), (b) of both terms):
 in that month, so usage on either side of a month boundary lands in two bills, each with its own
 free tier.
 
-**Rounding.** General Provisions (e) rounds fractions under 0.01 USD up, without saying at which
-step. The emulator rounds each *line item of a period once*, up to the cent, after summing that
-period's exact amounts; nothing is rounded per SIM-day or per write:
+**Rounding: once, at the SIM-day** (docs/billing.md has the rule and a worked example).
+General Provisions (b) calculates the fee charged per day per UTC day, and the option fee and
+its 2,000 included writes are per SIM per day (air-global-terms Schedule (12)(a)), so the unit of
+calculation is the SIM-day; (e) rounds fractions under 0.01 USD up. Each SIM-day's option fee
+and its write fee (0.00004 x the writes past that SIM-day's bundle) are rounded up to the cent
+once, there (:func:`sim_day_charge`), and every view is a plain sum of those rounded amounts:
 
-- month bill (:func:`month_bill`): the Harvest Data Option line (0.05 per SIM-day, summed), the
-  free tier (taken off that exact sum) and the write-request line (0.00004 per write beyond the
-  bundle, summed over the month) are each rounded once, and the total is their sum;
-- daily bill (:attr:`MonthBill.days`, :func:`day_charges`): a day's option fee and its write fee,
-  each summed over the day's SIMs and rounded once;
-- per-SIM summary (:attr:`MonthBill.sims`): a SIM's option fee and write fee for the month, each
-  summed over its days and rounded once.
+- daily bill (:attr:`MonthBill.days`, :func:`day_charges`): the day's SIM-day amounts;
+- per-SIM summary (:attr:`MonthBill.sims`): the SIM's SIM-day amounts over the month;
+- month bill (:func:`month_bill`): the option line and the write-request line, each the sum
+  of every SIM-day's; then the free tier and the unavailability credit (:func:`month_lines`).
 
-0.05 and 1.55 are whole cents, so option fees and the free tier never actually round; only write
-fees do. Rounding a sum once keeps a month's total from growing by up to a cent per SIM-day.
+0.05 is a whole cent, so only write fees ever round. Nothing is rounded twice, so the views
+reconcile exactly. **Daily and per-SIM amounts are gross**: the free tier is a monthly
+deduction per account ((12)(b)) and ``getBillingPerDay`` says fees charged monthly are not in
+the daily bill, so neither carries it, nor the credit. For every :class:`MonthBill` ``b``::
 
-**Daily and per-SIM amounts are gross.** The free tier is a monthly deduction per account
-((12)(b)), and ``getBillingPerDay`` says fees charged monthly are not in the daily bill, so
-neither the daily amounts nor the per-SIM amounts carry it. For a :class:`MonthBill` ``b`` with
-``n`` days that have writes beyond the bundle::
+    sum(d.amount for d in b.days) == b.option_fee + b.write_fee
+    sum(s.amount for s in b.sims) == b.option_fee + b.write_fee
+    sum(i.amount for i in b.items) == b.total
+    b.total == b.option_fee - b.free_tier + b.write_fee - b.credit
 
-    b.total == b.option_fee - b.free_tier + b.write_fee == sum(i.amount for i in b.items)
-    sum(d.amount for d in b.days) == b.option_fee + sum(d.write_fee for d in b.days)
-    0 <= sum(d.amount for d in b.days) - (b.total + b.free_tier) <= 0.01 * max(0, n - 1)
+(the per-SIM sum over every SIM: ``getBillingSummaryOfSims`` lists at most 100 of them, so the
+wire list of a larger fleet sums to less).
 
-(the last line because rounding each day up adds less than a cent per day over rounding the
-month once). The same bound holds for the per-SIM amounts, with ``n`` the number of SIMs that
-have writes beyond the bundle.
+**Unavailability credit** (logging-service-terms 14.2(c)): a month whose ledger holds ``n``
+whole days of complete unavailability (recorded by ``quotas.housekeeping`` on the UTC day a
+window ended) takes ``n`` x (the month's fee after the free tier) / (days in the month) off,
+rounded down to the cent and never more than that fee (:func:`unavailability_credit`).
 
 Not modelled: the Discount Period that (12)(b) names but never defines (the free tier always
 applies), coupons (21.19), and the discretionary rounding and collection of bills under 0.5 USD
@@ -44,6 +46,7 @@ applies), coupons (21.19), and the discretionary rounding and collection of bill
 
 from __future__ import annotations
 
+import calendar
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -74,7 +77,8 @@ READ_FEE_PER_REQUEST: Final = Decimal(0)
 #: Schedule (12)(b)).
 FREE_TIER_PER_MONTH: Final = Decimal("1.55")
 
-#: Fractions under 0.01 USD are rounded up (General Provisions (e) of both terms).
+#: Fractions under 0.01 USD are rounded up (General Provisions (e) of both terms), once per
+#: SIM-day (General Provisions (b); see the module docstring).
 CENT: Final = Decimal("0.01")
 
 #: ``getBillingSummaryOfSims`` lists at most 100 SIMs (OpenAPI ``BillingSummaryResponseOfSims``).
@@ -90,6 +94,8 @@ BILL_ITEM_OPTION: Final = "Harvest Data Option"
 BILL_ITEM_FREE_TIER: Final = "Harvest Data Option Free Tier"
 #: Writes beyond the daily bundle.
 BILL_ITEM_WRITES: Final = "Harvest Data write requests"
+#: The reduction for days of complete unavailability, as a negative amount.
+BILL_ITEM_CREDIT: Final = "Service unavailability credit (logging-service-terms 14.2(c))"
 
 #: ``MonthlyBill.state`` (OpenAPI): still aggregating, or confirmed.
 STATE_TEMPORARY: Final = "temporary"
@@ -101,6 +107,63 @@ def round_up_to_cent(amount: Decimal) -> Decimal:
     if amount < 0:
         raise ValueError(f"cannot round a negative fee: {amount}")
     return amount.quantize(CENT, rounding=ROUND_CEILING)
+
+
+def sim_day_write_fee(overage_writes: int) -> Decimal:
+    """One SIM-day's write fee: 0.00004 x its writes past the bundle, rounded up to the cent
+    once (General Provisions (b), (e); logging-service-terms Schedule 2(1))."""
+    if overage_writes < 0:
+        raise ValueError(f"negative overage: {overage_writes}")
+    return round_up_to_cent(overage_writes * WRITE_FEE_PER_REQUEST)
+
+
+def unavailability_credit(fee: Decimal, days: int, year: int, month: int) -> Decimal:
+    """The reduction of logging-service-terms 14.2(c) on a month's ``fee`` (after the free tier).
+
+    ``days`` whole days of complete unavailability take ``days`` x ``fee`` / (days in the month)
+    off, rounded down to the cent (what is left is the fee that (e) rounds up), and never more
+    than ``fee``. The clause names the days, not the amount per day: a day's share of the
+    month's fee is the emulator's reading (docs/billing.md).
+    """
+    _check_month(year, month)
+    if days < 0 or fee < 0:
+        raise ValueError(f"a credit needs days >= 0 and a fee >= 0, not {days} and {fee}")
+    cents = int(fee * 100)
+    if cents != fee * 100:
+        raise ValueError(f"the fee must be in whole cents: {fee}")
+    in_month = calendar.monthrange(year, month)[1]
+    return Decimal(min(cents, days * cents // in_month)).scaleb(-2)
+
+
+@dataclass(frozen=True, slots=True)
+class MonthLines:
+    """A month's lines from its two sums: :func:`month_lines`."""
+
+    #: The option fees of the month's SIM-days, summed.
+    option_fee: Decimal
+    #: The free tier actually used: ``min(1.55, option_fee)``, positive.
+    free_tier: Decimal
+    #: The (rounded) write fees of the month's SIM-days, summed.
+    write_fee: Decimal
+    #: The unavailability credit, positive.
+    credit: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        """``option_fee - free_tier + write_fee - credit``, never negative."""
+        return self.option_fee - self.free_tier + self.write_fee - self.credit
+
+
+def month_lines(
+    option_fee: Decimal, write_fee: Decimal, year: int, month: int, unavailable_days: int = 0
+) -> MonthLines:
+    """The month's lines from the sums of its SIM-days' rounded option and write fees: the free
+    tier off the option fee only ((12)(b)), then the credit for ``unavailable_days`` whole days
+    of complete unavailability (14.2(c)). Both the bill and the running meter use this."""
+    free_tier = min(FREE_TIER_PER_MONTH, option_fee)
+    fee = option_fee - free_tier + write_fee
+    credit = unavailability_credit(fee, unavailable_days, year, month)
+    return MonthLines(option_fee, free_tier, write_fee, credit)
 
 
 def month_is_closed(year: int, month: int, *, today: date) -> bool:
@@ -147,7 +210,7 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class SimDayCharge:
-    """One SIM's charges for one UTC day, exact (not rounded)."""
+    """One SIM's charges for one UTC day: each fee rounded up to the cent here, once."""
 
     sim_id: str
     imsi: str
@@ -161,16 +224,23 @@ class SimDayCharge:
     included_writes: int
     #: Writes beyond the bundle.
     overage_writes: int
-    #: ``overage_writes`` x 0.00004, exact.
+    #: ``overage_writes`` x 0.00004, exact (not charged as such: see ``write_fee``).
+    exact_write_fee: Decimal
+    #: ``exact_write_fee`` rounded up to the cent: what the SIM-day is charged for writes.
     write_fee: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        """``option_fee + write_fee``: the SIM-day's part of every view."""
+        return self.option_fee + self.write_fee
 
 
 @dataclass(frozen=True, slots=True)
 class DayCharges:
     """One operator's charges for one UTC day: the day's line of the daily bill.
 
-    ``option_fee`` and ``write_fee`` are the day's SIMs' fees summed exactly, then each rounded
-    up to the cent; ``amount`` is their sum. The free tier is not in it (see the module
+    ``option_fee`` and ``write_fee`` are the sums of the day's SIM-days' (rounded) fees;
+    ``amount`` is their sum. The free tier and the credit are not in it (see the module
     docstring).
     """
 
@@ -194,8 +264,8 @@ class DayCharges:
 class SimMonthCharge:
     """One SIM's charges for one UTC month, for ``getBillingSummaryOfSims``.
 
-    ``option_fee`` and ``write_fee`` are the SIM's daily fees summed exactly over the month,
-    then each rounded up; ``amount`` is their sum. The account's free tier is not in it.
+    ``option_fee`` and ``write_fee`` are the sums of the SIM's SIM-days' (rounded) fees over
+    the month; ``amount`` is their sum. The account's free tier and credit are not in it.
     """
 
     sim_id: str
@@ -238,8 +308,8 @@ class BillItem:
 class MonthBill:
     """One operator's Harvest bill for one UTC month (rounding: see the module docstring).
 
-    ``total == option_fee - free_tier + write_fee``, never negative, and equal to the sum of
-    ``items``. A month with no usage is a valid bill of 0.
+    ``total == option_fee - free_tier + write_fee - credit``, never negative, and equal to the
+    sum of ``items``. A month with no usage is a valid bill of 0.
     """
 
     year: int
@@ -250,8 +320,12 @@ class MonthBill:
     option_fee: Decimal
     #: The free tier actually used: ``min(1.55, option_fee)``, positive.
     free_tier: Decimal
-    #: 0.00004 x the month's writes beyond the daily bundles, rounded up once.
+    #: The SIM-days' write fees, each rounded up to the cent, summed.
     write_fee: Decimal
+    #: Whole days of complete unavailability recorded in the month (14.2(c)).
+    unavailable_days: int
+    #: The reduction for them, positive (:func:`unavailability_credit`).
+    credit: Decimal
     total: Decimal
     #: SIM-days on which Harvest was enabled.
     harvest_days: int
@@ -262,7 +336,8 @@ class MonthBill:
     days: tuple[DayCharges, ...]
     #: Every SIM with a usage in the month, highest amount first, then by SIM ID.
     sims: tuple[SimMonthCharge, ...]
-    #: The non-zero lines, highest amount first: option fee, free tier (negative), writes.
+    #: The non-zero lines, highest amount first: option fee, writes, and the free tier and the
+    #: credit as negative amounts.
     items: tuple[BillItem, ...]
 
     @property
@@ -325,7 +400,8 @@ class MonthBill:
     def sims_to_wire(self, now_ms: int) -> dict[str, Any]:
         """One element of ``getBillingSummaryOfSims``' list.
 
-        The SIMs with a non-zero amount, highest first, at most :data:`SIM_SUMMARY_LIMIT`.
+        The SIMs with a non-zero amount, highest first, at most :data:`SIM_SUMMARY_LIMIT`: with
+        more SIMs than that, the list sums to less than :attr:`sims` does.
         ``updatedTime`` is ``now_ms`` in whole seconds.
         """
         sims = [sim.to_wire() for sim in self.sims if sim.amount][:SIM_SUMMARY_LIMIT]
@@ -351,14 +427,15 @@ def billing_history_to_wire(bills: Iterable[MonthBill]) -> dict[str, Any]:
 
 
 def sim_day_charge(usage: Usage) -> SimDayCharge:
-    """One SIM-day's exact charges: the option fee, the bundle used and the overage.
+    """One SIM-day's charges: the option fee, the bundle used, the overage and its fee.
 
     With Harvest enabled: 0.05, the first 2,000 writes included, the rest at 0.00004 each.
     With it off: no option fee and no bundle, every write at 0.00004 (see :class:`Usage`).
-    Reads cost :data:`READ_FEE_PER_REQUEST`, nothing, so no fee counts them.
+    Reads cost :data:`READ_FEE_PER_REQUEST`, nothing, so no fee counts them. Each fee is
+    rounded up to the cent here, the one place anything is rounded.
     """
     if usage.harvest_enabled:
-        option_fee = OPTION_FEE_PER_SIM_DAY
+        option_fee = round_up_to_cent(OPTION_FEE_PER_SIM_DAY)
         included = min(usage.writes, INCLUDED_WRITES_PER_SIM_DAY)
     else:
         option_fee = Decimal(0)
@@ -374,7 +451,8 @@ def sim_day_charge(usage: Usage) -> SimDayCharge:
         option_fee=option_fee,
         included_writes=included,
         overage_writes=overage,
-        write_fee=overage * WRITE_FEE_PER_REQUEST,
+        exact_write_fee=overage * WRITE_FEE_PER_REQUEST,
+        write_fee=sim_day_write_fee(overage),
     )
 
 
@@ -387,11 +465,20 @@ def day_charges(usages: Iterable[Usage], day: date) -> DayCharges:
     return _day(day, tuple(sim_day_charge(usage) for usage in charges))
 
 
-def month_bill(usages: Iterable[Usage], year: int, month: int, *, closed: bool) -> MonthBill:
+def month_bill(
+    usages: Iterable[Usage],
+    year: int,
+    month: int,
+    *,
+    closed: bool,
+    unavailable_days: int = 0,
+) -> MonthBill:
     """One operator's bill for the UTC month ``year``-``month``, from its usages.
 
-    Usages outside the month are ignored, so the same list can feed every month's bill. Raises
-    ``ValueError`` for an impossible month or if a SIM has two usages on one day.
+    Usages outside the month are ignored, so the same list can feed every month's bill.
+    ``unavailable_days`` are the whole days of complete unavailability recorded in the month
+    (logging-service-terms 14.2(c)). Raises ``ValueError`` for an impossible month, a negative
+    number of days, or if a SIM has two usages on one day.
     """
     _check_month(year, month)
     in_month = _unique([u for u in usages if (u.day.year, u.day.month) == (year, month)])
@@ -406,16 +493,18 @@ def month_bill(usages: Iterable[Usage], year: int, month: int, *, closed: bool) 
     sims = sorted((_sim_month(sim_id, charges) for sim_id, charges in by_sim.items()), key=_rank)
 
     every = [charge for charges in by_day.values() for charge in charges]
-    exact_option = _sum(c.option_fee for c in every)
-    free_tier = min(FREE_TIER_PER_MONTH, exact_option)
-    option_fee = round_up_to_cent(exact_option)
-    write_fee = round_up_to_cent(_sum(c.write_fee for c in every))
-    total = round_up_to_cent(exact_option - free_tier) + write_fee
-
+    sums = month_lines(
+        _sum(c.option_fee for c in every),
+        _sum(c.write_fee for c in every),
+        year,
+        month,
+        unavailable_days,
+    )
     lines = (
-        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_OPTION, option_fee),
-        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_FREE_TIER, -free_tier),
-        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_WRITES, write_fee),
+        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_OPTION, sums.option_fee),
+        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_FREE_TIER, -sums.free_tier),
+        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_WRITES, sums.write_fee),
+        BillItem(BILL_ITEM_CATEGORY, BILL_ITEM_CREDIT, -sums.credit),
     )
     items = sorted((line for line in lines if line.amount), key=lambda i: i.amount, reverse=True)
 
@@ -423,10 +512,12 @@ def month_bill(usages: Iterable[Usage], year: int, month: int, *, closed: bool) 
         year=year,
         month=month,
         closed=closed,
-        option_fee=option_fee,
-        free_tier=free_tier,
-        write_fee=write_fee,
-        total=total,
+        option_fee=sums.option_fee,
+        free_tier=sums.free_tier,
+        write_fee=sums.write_fee,
+        unavailable_days=unavailable_days,
+        credit=sums.credit,
+        total=sums.total,
         harvest_days=sum(1 for c in every if c.harvest_enabled),
         writes=sum(c.writes for c in every),
         reads=sum(c.reads for c in every),
@@ -439,14 +530,14 @@ def month_bill(usages: Iterable[Usage], year: int, month: int, *, closed: bool) 
 
 def _day(day: date, charges: tuple[SimDayCharge, ...]) -> DayCharges:
     ordered = tuple(sorted(charges, key=lambda c: c.sim_id))
-    option_fee = round_up_to_cent(_sum(c.option_fee for c in ordered))
-    write_fee = round_up_to_cent(_sum(c.write_fee for c in ordered))
+    option_fee = _sum(c.option_fee for c in ordered)
+    write_fee = _sum(c.write_fee for c in ordered)
     return DayCharges(day, ordered, option_fee, write_fee, option_fee + write_fee)
 
 
 def _sim_month(sim_id: str, charges: list[SimDayCharge]) -> SimMonthCharge:
-    option_fee = round_up_to_cent(_sum(c.option_fee for c in charges))
-    write_fee = round_up_to_cent(_sum(c.write_fee for c in charges))
+    option_fee = _sum(c.option_fee for c in charges)
+    write_fee = _sum(c.write_fee for c in charges)
     return SimMonthCharge(
         sim_id=sim_id,
         harvest_days=sum(1 for c in charges if c.harvest_enabled),
@@ -464,7 +555,8 @@ def _rank(sim: SimMonthCharge) -> tuple[Decimal, str]:
 
 
 def _sum(amounts: Iterable[Decimal]) -> Decimal:
-    return sum(amounts, Decimal(0))
+    """The sum, with two decimals even when empty (every amount is in whole cents)."""
+    return sum(amounts, Decimal("0.00"))
 
 
 def _unique(usages: list[Usage]) -> list[Usage]:

@@ -8,10 +8,18 @@ jumps that run both in order.
 - **Retention sweep.** Entries past their operator's retention are already invisible to reads
   (``harvest.api.data``); the sweep deletes them, a bounded number of rows per pass, through the
   store's group commit, so it never holds up a write for long.
+- **Unavailability.** A maintenance fault rule that matches everything makes the service
+  completely unavailable for its window (:mod:`harvest.faults`). When such a window has ended
+  (the clock passed its ``until``, seen on every pass and after every clock jump, or the rule
+  was deleted) and lasted 24 hours or more, every operator's ledger gets its whole days (hours
+  / 24, rounded down) once, on the UTC day it ended: the month's bill takes the credit of
+  logging-service-terms 14.2(c) off (``quotas.fees``). The clause grants it "upon the
+  Subscriber's request"; the emulator applies it without one.
 - **Clock jumps.** Advancing the emulator clock walks every UTC midnight it crosses in order
-  (each starts a day: Harvest days recorded, the bundle starts at zero), then sweeps retention to
-  completion and returns when everything has settled. A month closes by itself: bills are
-  computed from the ledger, and a month before the clock's is closed.
+  (each starts a day: Harvest days recorded, the bundle starts at zero), settles the
+  unavailability windows that ended, then sweeps retention to completion and returns when
+  everything has settled. A month closes by itself: bills are computed from the ledger, and a
+  month before the clock's is closed.
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ from aiohttp import web
 from harvest.clock import EmulatorClock
 from harvest.context import CLOCK, QUOTAS, REGISTRY, SETTINGS, STORE
 from harvest.domain import Group, ResourceType, Sim, SimStatus
+from harvest.faults import FAULTS, FaultRule, Faults
 from harvest.metrics import METRICS, Metrics
 from harvest.registry import Registry
 from harvest.storage.base import (
+    ACCOUNT_WIDE,
     EntryQuery,
     ExpireEntries,
     Mutation,
@@ -64,8 +74,10 @@ class Housekeeping:
         sweep_rows: int,
         sweep_interval_s: float,
         metrics: Metrics | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self._metrics = metrics
+        self._faults = faults
         self._clock = clock
         self._store = store
         self._registry = registry
@@ -105,6 +117,7 @@ class Housekeeping:
                 self._clock.set(previous_ms, frozen)
                 await self._walk_to(target)
                 self._clock.set(target, frozen)
+            await self.settle_outages()
             await self.reload()
             await self._sweep_to_the_end()
 
@@ -115,6 +128,7 @@ class Housekeeping:
             target = self._clock.now_ms() + milliseconds
             await self._walk_to(target)
             self._clock.set(target, self._clock.state().frozen)
+            await self.settle_outages()
             await self.reload()
             await self._sweep_to_the_end()
 
@@ -157,6 +171,46 @@ class Housekeeping:
 
     def _members(self, group: Group) -> list[Sim]:
         return [s for s in self._registry.all_sims() if s.group_id == group.group_id]
+
+    # --- unavailability --------------------------------------------------------------------------
+    async def settle_outages(self) -> None:
+        """Account for every whole-service maintenance window whose ``until`` the clock has
+        passed (call with the lock held)."""
+        if self._faults is None:
+            return
+        now = self._clock.now_ms()
+        for rule in list(self._faults.rules.values()):
+            if not rule.settled:
+                end = rule.outage_end(now, deleted=False)
+                if end is not None:
+                    await self._settle(rule, end)
+
+    async def faults_removed(self, rules: Sequence[FaultRule]) -> None:
+        """Faults listener: a deleted whole-service window ends now, or at its earlier
+        ``until``."""
+        async with self._lock:
+            now = self._clock.now_ms()
+            for rule in rules:
+                if not rule.settled:
+                    end = rule.outage_end(now, deleted=True)
+                    if end is not None:
+                        await self._settle(rule, end)
+
+    async def _settle(self, rule: FaultRule, end_ms: int) -> None:
+        """Record a window's whole days (24 hours or more: logging-service-terms 14.2(c)) for
+        every operator on the UTC day it ended, once."""
+        days = max(0, end_ms - rule.start_ms) // DAY_MS
+        if days:
+            day = utc_day(end_ms)
+            operators = [op.operator_id for op in self._registry.operators()]
+            rows = tuple(
+                Usage(op, ACCOUNT_WIDE, day, UsageKind.UNAVAILABLE_DAYS, days) for op in operators
+            )
+            if rows:
+                await self._store.apply([RecordUsage(rows)])
+            for operator_id in operators:
+                self._quotas.unavailable(operator_id, day, days)
+        rule.settled = True
 
     # --- retention ------------------------------------------------------------------------------
     async def sweep(self, max_rows: int | None = None) -> int:
@@ -257,8 +311,8 @@ class Housekeeping:
         self._wake.set()
 
     async def run(self) -> None:
-        """Forever: flush reads every second, start each new UTC day when the clock crosses it,
-        and sweep retention every ``sweep_interval_s``."""
+        """Forever: flush reads every second, settle ended unavailability windows, start each new
+        UTC day when the clock crosses it, and sweep retention every ``sweep_interval_s``."""
         loop = asyncio.get_running_loop()
         next_sweep = loop.time() + self._sweep_interval_s
         while True:
@@ -271,6 +325,7 @@ class Housekeeping:
             try:
                 await self.flush_reads()
                 async with self._lock:
+                    await self.settle_outages()
                     if utc_day(self._clock.now_ms()) != self._day:
                         await self.reload()
                     if loop.time() >= next_sweep:
@@ -296,8 +351,10 @@ async def housekeeping_context(app: web.Application) -> AsyncIterator[None]:
         sweep_rows=settings.retention_sweep_rows,
         sweep_interval_s=settings.retention_sweep_interval,
         metrics=app[METRICS],
+        faults=app[FAULTS],
     )
     app[REGISTRY].listeners.append(housekeeping.state_changed)
+    app[FAULTS].listeners.append(housekeeping.faults_removed)
     await housekeeping.reload()
     app[HOUSEKEEPING] = housekeeping
     task = asyncio.create_task(housekeeping.run(), name="housekeeping")
@@ -308,4 +365,5 @@ async def housekeeping_context(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await housekeeping.flush_reads()
+        app[FAULTS].listeners.remove(housekeeping.faults_removed)
         app[REGISTRY].listeners.remove(housekeeping.state_changed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
@@ -22,18 +22,21 @@ from harvest.storage.base import UsageKind
 from quotas.bundle import DailyBundle, Quota, QuotaPolicy, Reservation, StaticCounts
 from quotas.calendar import utc_day
 from quotas.fees import (
-    FREE_TIER_PER_MONTH,
-    INCLUDED_WRITES_PER_SIM_DAY,
     OPTION_FEE_PER_SIM_DAY,
-    WRITE_FEE_PER_REQUEST,
     Usage,
-    round_up_to_cent,
+    month_lines,
+    sim_day_charge,
+    sim_day_write_fee,
 )
 from quotas.ratelimit import RateLimiter, RateSettings
 
 
 def fee_usages(rows: Iterable[LedgerRow], sim_ids: Mapping[str, str]) -> list[Usage]:
-    """Ledger rows (one per kind) folded into the fee calculator's one-per-SIM-day usages."""
+    """Ledger rows (one per kind) folded into the fee calculator's one-per-SIM-day usages.
+
+    Only the per-SIM kinds a fee reads are folded: 5-minute buckets, bytes read and the
+    operator's unavailable days (:func:`unavailable_days`) are not usages.
+    """
     folded: dict[tuple[str, str], dict[UsageKind, int]] = defaultdict(dict)
     for row in rows:
         if row.kind in (UsageKind.WRITE, UsageKind.READ, UsageKind.HARVEST_DAY):
@@ -52,23 +55,44 @@ def fee_usages(rows: Iterable[LedgerRow], sim_ids: Mapping[str, str]) -> list[Us
     ]
 
 
+def unavailable_days(rows: Iterable[LedgerRow]) -> int:
+    """The whole days of complete unavailability among ledger rows (logging-service-terms
+    14.2(c)), for the bill of the month the rows cover."""
+    return sum(row.count for row in rows if row.kind is UsageKind.UNAVAILABLE_DAYS)
+
+
 @dataclass(slots=True)
 class MonthMeter:
-    """One operator's running charges for one UTC month, as the fee schedule computes them.
+    """One operator's running charges for the UTC month ``year``-``month``, as the bill has them.
 
-    ``option_days`` counts SIM-days with Harvest enabled; ``overage_writes`` the writes past each
-    SIM-day's bundle. The amount follows :mod:`quotas.fees` exactly: each line rounded up to the
-    cent once, the free tier off the option line only.
+    ``option_days`` counts SIM-days with Harvest enabled; ``overage`` the writes past each
+    SIM-day's bundle, by (IMSI, day), because each SIM-day's write fee is rounded up to the cent
+    on its own (:mod:`quotas.fees`); ``write_fee`` is the sum of those rounded fees, kept as
+    each SIM-day's overage grows. :attr:`charges` is the month bill's total:
+    :func:`quotas.fees.month_lines` over the same sums.
     """
 
+    year: int
+    month: int
     option_days: int = 0
-    overage_writes: int = 0
+    overage: dict[tuple[str, str], int] = field(default_factory=dict)
+    write_fee: Decimal = Decimal("0.00")
+    unavailable_days: int = 0
+
+    def add_overage(self, imsi: str, day: str, writes: int) -> None:
+        """``writes`` more (or, negative, fewer) writes past the bundle of one SIM-day."""
+        if not writes:
+            return
+        old = self.overage.get((imsi, day), 0)
+        new = max(0, old + writes)
+        self.overage[(imsi, day)] = new
+        self.write_fee += sim_day_write_fee(new) - sim_day_write_fee(old)
 
     @property
     def charges(self) -> Decimal:
         option = OPTION_FEE_PER_SIM_DAY * self.option_days
-        after_free_tier = round_up_to_cent(option - min(FREE_TIER_PER_MONTH, option))
-        return after_free_tier + round_up_to_cent(WRITE_FEE_PER_REQUEST * self.overage_writes)
+        lines = month_lines(option, self.write_fee, self.year, self.month, self.unavailable_days)
+        return lines.total
 
 
 class QuotaService:
@@ -111,16 +135,23 @@ class QuotaService:
         self._harvest_days.clear()
         month = day[:7]
         for operator_id, rows in month_rows.items():
+            listed = list(rows)
             meter = self._meter(operator_id, month)
-            for usage in fee_usages(rows, {}):
-                included = INCLUDED_WRITES_PER_SIM_DAY if usage.harvest_enabled else 0
-                meter.overage_writes += max(0, usage.writes - included)
+            meter.unavailable_days += unavailable_days(listed)
+            for usage in fee_usages(listed, {}):
+                charge = sim_day_charge(usage)
+                meter.add_overage(usage.imsi, usage.day.isoformat(), charge.overage_writes)
                 if usage.harvest_enabled:
                     meter.option_days += 1
                     self._harvest_days.add((usage.imsi, usage.day.isoformat()))
 
     def _meter(self, operator_id: str, month: str) -> MonthMeter:
-        return self._meters.setdefault((operator_id, month), MonthMeter())
+        """The meter of ``month`` (``YYYY-MM``)."""
+        meter = self._meters.get((operator_id, month))
+        if meter is None:
+            meter = MonthMeter(int(month[:4]), int(month[5:7]))
+            self._meters[(operator_id, month)] = meter
+        return meter
 
     # --- the write path -----------------------------------------------------------------------
     def admit(self, operator_id: str, imsi: str, writes: int) -> Reservation:
@@ -143,7 +174,8 @@ class QuotaService:
         except HarvestError:
             self.limiter.device_done(imsi)
             raise
-        self._meter(operator_id, reservation.day[:7]).overage_writes += reservation.overage
+        meter = self._meter(operator_id, reservation.day[:7])
+        meter.add_overage(imsi, reservation.day, reservation.overage)
         return reservation
 
     def _reserve(self, operator_id: str, imsi: str, writes: int) -> Reservation:
@@ -174,7 +206,7 @@ class QuotaService:
         """Undo an admitted reservation whose writes were not stored."""
         self.bundle.release(reservation)
         meter = self._meter(operator_id, reservation.day[:7])
-        meter.overage_writes = max(0, meter.overage_writes - reservation.overage)
+        meter.add_overage(reservation.imsi, reservation.day, -reservation.overage)
 
     def harvest_day(self, operator_id: str, imsi: str, day: str) -> bool:
         """Note a SIM-day with Harvest enabled; ``False`` when it was already noted."""
@@ -183,6 +215,11 @@ class QuotaService:
         self._harvest_days.add((imsi, day))
         self._meter(operator_id, day[:7]).option_days += 1
         return True
+
+    def unavailable(self, operator_id: str, day: str, days: int) -> None:
+        """Note ``days`` whole days of complete unavailability recorded on ``day`` (the ledger
+        has them too), for that month's credit (logging-service-terms 14.2(c))."""
+        self._meter(operator_id, day[:7]).unavailable_days += days
 
     # --- reads --------------------------------------------------------------------------------
     def note_read(self, operator_id: str, imsi: str, content_bytes: int) -> None:

@@ -22,39 +22,41 @@ from quotas.limits import EXTENDED_PLAN, EXTENDED_RETENTION_DAYS
 OPEN_PATHS = frozenset({"/v1/auth"})
 
 
+#: Why this call's credentials were refused, for :func:`auth_middleware` to answer.
+AUTH_REFUSAL = web.RequestKey("auth_refusal", HarvestError)
+
+
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every ``/v1`` call: 401 ``AUM0001`` unless ``X-Soracom-API-Key`` and ``X-Soracom-Token``
-    are live (spec A4); the caller's per-minute budget (429 ``HEM1007`` over it, spec B9); and
-    the ``X-Soracom-Ratelimit-*`` headers on every answer, errors included (spec A2: SORACOM
-    sends them on every response).
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every ``/v1`` call: identify the caller (``X-Soracom-API-Key`` and ``X-Soracom-Token``,
+    spec A4), count it against its per-minute budget (429 ``HEM1007`` over it, spec B9), and
+    put the ``X-Soracom-Ratelimit-*`` headers on every answer, errors included (spec A2:
+    SORACOM sends them on every response).
 
     The budget is the operator's; a call without a live token (``/auth`` itself, or a refused
-    one) counts against its peer address.
+    one) counts against its peer address. A refused token is answered by
+    :func:`auth_middleware`, inside the fault rules, so a maintenance window answers ``503``
+    to every call, as the real service's front would.
     """
     token: ApiToken | None = None
-    refusal: HarvestError | None = None
     if request.path not in OPEN_PATHS:
         try:
             token = request.config_dict[REGISTRY].check_token(
                 request.headers.get("X-Soracom-API-Key"), request.headers.get("X-Soracom-Token")
             )
+            request[TOKEN] = token
         except HarvestError as error:
-            refusal = error
+            request[AUTH_REFUSAL] = error
     key = token.operator_id if token is not None else f"peer {request.remote}"
     limiter = request.config_dict[QUOTAS].limiter
     decision = limiter.api_call(key)
     limit_headers = ratelimit.headers(decision)
     try:
-        if refusal is not None:
-            raise refusal
         if not decision.allowed:
             raise HarvestError(
                 errors.API_RATE_LIMITED,
                 f"Too many API calls this minute; retry in {decision.seconds_before_refresh} s.",
             )
-        if token is not None:
-            request[TOKEN] = token
         # One turn of the loop while in flight, so calls of one operator that arrived together
         # overlap even when the handler itself never waits (spec B9).
         await asyncio.sleep(0)
@@ -72,6 +74,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         limiter.api_done(key)
     answer.headers.update(limit_headers)
     return answer
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """401 ``AUM0001`` (or ``AUM0002``) unless the call is open or its token is live."""
+    refusal = request.get(AUTH_REFUSAL)
+    if refusal is not None:
+        raise refusal
+    return await handler(request)
 
 
 def _timeout(body: dict[str, Any]) -> int:

@@ -14,7 +14,7 @@ import enum
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from harvest.domain import (
     ApiToken,
@@ -44,6 +44,16 @@ class UsageKind(enum.StrEnum):
     WRITE_5MIN = "write_5min"
     #: Bytes of content read through the API (``getHarvestExportedDataStats``).
     READ_BYTES = "read_bytes"
+    #: Whole days of complete unavailability of the service, of the windows that ended on
+    #: ``day`` (logging-service-terms 14.2(c): hours / 24, rounded down). The row is the
+    #: operator's, not a SIM's: its ``imsi`` is :data:`ACCOUNT_WIDE`.
+    UNAVAILABLE_DAYS = "unavailable_days"
+
+
+#: The ``imsi`` of a ledger row that counts for the operator as a whole (``UNAVAILABLE_DAYS``).
+#: An IMSI is 6 to 15 digits (:class:`harvest.domain.Sim`), so no SIM's rows can ever share it;
+#: both stores keep any text there.
+ACCOUNT_WIDE: Final = "-"
 
 
 @dataclass(frozen=True, slots=True)

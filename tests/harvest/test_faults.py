@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.app import RAW_LISTENERS
+from harvest.faults import parse_rule
 from tests.conftest import Emulator
 from tests.gateway.test_raw_listeners import tcp_exchange, udp_exchange
 
@@ -100,6 +101,37 @@ async def test_maintenance_answers_503_everywhere_in_its_window(emulator: Emulat
     # the control plane is never subject to faults, and the window ends
     await emulator.control("POST", "/clock/advance", {"seconds": 61})
     assert (await emulator.device().send('{"a":1}'))[0] == 201
+
+
+@pytest.mark.parametrize(
+    ("rule", "now", "deleted", "end"),
+    [
+        # the window ends once the clock is past until (the rule matches up to it inclusive)
+        pytest.param({"until": 500}, 500, False, None, id="at-until-still-down"),
+        pytest.param({"until": 500}, 501, False, 500, id="past-until"),
+        pytest.param({}, 10**12, False, None, id="no-until-lasts"),
+        # deleted: now, or the earlier until
+        pytest.param({}, 700, True, 700, id="deleted"),
+        pytest.param({"until": 500}, 700, True, 500, id="deleted-after-until"),
+        pytest.param({"until": 900}, 700, True, 700, id="deleted-before-until"),
+        # anything short of the whole service is no outage of the service
+        pytest.param({"until": 500, "imsi": "001010000000001"}, 501, False, None, id="one-sim"),
+        pytest.param({"until": 500, "groupId": "g"}, 501, False, None, id="one-group"),
+        pytest.param({"until": 500, "protocol": "udp"}, 501, False, None, id="one-protocol"),
+        pytest.param({"until": 500, "operation": "get_billing"}, 501, True, None, id="one-op"),
+        pytest.param({"until": 500, "count": 3}, 501, False, None, id="counted"),
+        pytest.param({"until": 500, "probability": 0.9}, 501, False, None, id="probable"),
+        pytest.param({"until": 500, "effect": "status", "status": 503}, 501, False, None, id="503"),
+    ],
+)
+def test_a_whole_service_maintenance_window_and_its_end(
+    rule: dict[str, Any], now: int, deleted: bool, end: int | None
+) -> None:
+    parsed = parse_rule({"effect": "maintenance", **rule})
+    parsed.created_ms = 100
+    assert parsed.start_ms == 100  # no from: from its creation
+    assert parsed.outage_end(now, deleted=deleted) == end
+    assert parse_rule({"effect": "maintenance", "from": 50}).start_ms == 50
 
 
 async def test_api_faults_match_by_operation(emulator: Emulator) -> None:

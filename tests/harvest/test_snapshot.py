@@ -36,6 +36,7 @@ from harvest.settings import Settings
 from harvest.snapshot import Export, ImportFailed, SnapshotError, import_file, msgpack
 from harvest.storage import MemoryStore, SqliteStore, Store, codec
 from harvest.storage.base import (
+    ACCOUNT_WIDE,
     EntryQuery,
     ExpireEntries,
     MarkProvisioned,
@@ -177,6 +178,8 @@ async def populate(store: Store) -> None:
                     Usage(OP, IMSI1, "2026-11-11", UsageKind.HARVEST_DAY, 1),
                     Usage(OP, IMSI1, "2026-11-10T12:05", UsageKind.WRITE_5MIN, 300),
                     Usage(OP2, IMSI3, DAY, UsageKind.WRITE, 1),
+                    # an account's unavailable days: the row of no SIM
+                    Usage(OP, ACCOUNT_WIDE, DAY, UsageKind.UNAVAILABLE_DAYS, 2),
                 )
             ),
         ]
@@ -251,7 +254,7 @@ async def test_round_trip_sqlite_to_file_to_memory_and_back(tmp_path: Path) -> N
         "sims": 3,
         "entries": 303,
         "resources": 4,
-        "ledger": 8,
+        "ledger": 9,
     }
     assert snapshot.check_file(tmp_path / "one.msgpack") == info
 

@@ -3,7 +3,9 @@
 The figures: 0.05 USD per SIM per UTC day with Harvest enabled, 2,000 writes included per SIM
 per day (air-global-terms, Schedule (12)(a)); 0.00004 USD per write beyond that, reads free
 (logging-service-terms, Schedule 2); a 1.55 USD free tier per month off the option fee only
-((12)(b)); fractions of a cent rounded up (General Provisions (e)).
+((12)(b)); fractions of a cent rounded up (General Provisions (e)), once per SIM-day
+(General Provisions (b)), every view a plain sum of the rounded SIM-day amounts
+(docs/billing.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -25,6 +28,7 @@ from referencing.jsonschema import DRAFT4
 
 from quotas.fees import (
     BILL_ITEM_CATEGORY,
+    BILL_ITEM_CREDIT,
     BILL_ITEM_FREE_TIER,
     BILL_ITEM_OPTION,
     BILL_ITEM_WRITES,
@@ -42,6 +46,7 @@ from quotas.fees import (
     month_bill,
     month_is_closed,
     round_up_to_cent,
+    unavailability_credit,
 )
 from tests.support.openapi import spec_dict, validate
 
@@ -65,8 +70,10 @@ def nov(day: int) -> date:
     return date(2026, 11, day)
 
 
-def november(usages: Iterable[Usage], *, closed: bool = True) -> MonthBill:
-    return month_bill(usages, *NOV, closed=closed)
+def november(
+    usages: Iterable[Usage], *, closed: bool = True, unavailable_days: int = 0
+) -> MonthBill:
+    return month_bill(usages, *NOV, closed=closed, unavailable_days=unavailable_days)
 
 
 # --- the constants are the seeds' figures ----------------------------------------------------
@@ -105,7 +112,8 @@ def test_one_sim_over_the_bundle_pays_the_overage_only() -> None:
     # option 0.05 - free tier 0.05 = 0.00; total 0.00 + 0.02 = 0.02.
     (sim,) = bill.days[0].sims
     assert (sim.included_writes, sim.overage_writes) == (2000, 500)
-    assert sim.write_fee == D("0.02000")
+    assert sim.exact_write_fee == D("0.02000")
+    assert sim.write_fee == D("0.02")
     assert bill.write_fee == D("0.02")
     assert bill.total == D("0.02")
     assert [(i.name, i.amount) for i in bill.items] == [
@@ -194,25 +202,73 @@ def test_reads_are_free() -> None:
 )
 def test_a_fraction_of_a_cent_is_rounded_up(writes: int, exact: Decimal, rounded: Decimal) -> None:
     charges = day_charges([usage(1, nov(3), writes)], nov(3))
-    assert charges.sims[0].write_fee == exact
+    assert charges.sims[0].exact_write_fee == exact
+    assert charges.sims[0].write_fee == rounded  # rounded at the SIM-day
     assert charges.write_fee == rounded
     # The option fee 0.05 is entirely free, so the month pays the rounded write fee.
     assert november([usage(1, nov(3), writes)]).total == rounded
 
 
-def test_the_month_rounds_its_write_line_once_and_each_day_rounds_its_own() -> None:
+def test_each_sim_day_rounds_its_write_fee_and_every_view_sums_them() -> None:
     bill = november([usage(1, nov(day), 2001) for day in range(1, 31)])
-    # 30 days x 1 overage write = 30 x 0.00004 = 0.0012 -> 0.01 on the month's write line.
-    assert bill.write_fee == D("0.01")
-    # Option 30 x 0.05 = 1.50 < 1.55, so the free tier applied is 1.50; total 0.01.
+    # Each SIM-day: 1 overage write x 0.00004 = 0.00004 -> 0.01 (General Provisions (b), (e));
+    # the month's write line is the sum of the 30 rounded SIM-days: 0.30.
+    assert {s.write_fee for d in bill.days for s in d.sims} == {D("0.01")}
+    assert bill.write_fee == D("0.30")
+    # Option 30 x 0.05 = 1.50 < 1.55, so the free tier applied is 1.50; total 0.30.
     assert bill.free_tier == D("1.50")
-    assert bill.total == D("0.01")
-    # Each day rounds its own 0.00004 up to 0.01: 30 days x (0.05 + 0.01) = 1.80.
-    assert sum(d.amount for d in bill.days) == D("1.80")
-    # 1.80 - (0.01 + 1.50) = 0.29 = 0.01 x (30 days with overage - 1): the documented bound.
-    assert sum(d.amount for d in bill.days) - (bill.total + bill.free_tier) == D("0.29")
-    # The SIM's own month rounds once too: 1.50 + 0.01.
-    assert bill.sims[0].amount == D("1.51")
+    assert bill.total == D("0.30")
+    # Each day 0.05 + 0.01 = 0.06; 30 days sum to 1.80 = option 1.50 + writes 0.30, exactly.
+    assert {d.amount for d in bill.days} == {D("0.06")}
+    assert sum(d.amount for d in bill.days) == bill.option_fee + bill.write_fee == D("1.80")
+    # The SIM's month is the same 30 SIM-days summed: 1.80.
+    assert bill.sims[0].amount == D("1.80")
+
+
+def test_the_worked_example_of_the_docs() -> None:
+    """docs/billing.md, "A worked example": three SIMs over two days."""
+    a, b, c = "sim-a", "sim-b", "sim-c"
+    bill = november(
+        [
+            usage(a, nov(1), 2001),  # 1 x 0.00004 = 0.00004 -> 0.01
+            usage(b, nov(1), 2250),  # 250 x 0.00004 = 0.01000 -> 0.01
+            usage(c, nov(1), 2251),  # 251 x 0.00004 = 0.01004 -> 0.02
+            usage(a, nov(2), 4000),  # 2,000 x 0.00004 = 0.08000 -> 0.08
+            usage(b, nov(2), 2001),  # 0.00004 -> 0.01
+            usage(c, nov(2), 500),  # within the bundle: 0.00
+        ]
+    )
+    sim_days = {
+        (s.sim_id, s.day.day): (s.option_fee, s.write_fee) for d in bill.days for s in d.sims
+    }
+    assert sim_days == {
+        (a, 1): (D("0.05"), D("0.01")),
+        (b, 1): (D("0.05"), D("0.01")),
+        (c, 1): (D("0.05"), D("0.02")),
+        (a, 2): (D("0.05"), D("0.08")),
+        (b, 2): (D("0.05"), D("0.01")),
+        (c, 2): (D("0.05"), D("0.00")),
+    }
+    # Daily bill: 1 November 0.15 + 0.04 = 0.19; 2 November 0.15 + 0.09 = 0.24.
+    assert [(d.option_fee, d.write_fee, d.amount) for d in bill.days] == [
+        (D("0.15"), D("0.04"), D("0.19")),
+        (D("0.15"), D("0.09"), D("0.24")),
+    ]
+    # Per SIM: a 0.10 + 0.09 = 0.19; b 0.10 + 0.02 = 0.12; c 0.10 + 0.02 = 0.12.
+    assert [(s.sim_id, s.amount) for s in bill.sims] == [
+        (a, D("0.19")),
+        (b, D("0.12")),
+        (c, D("0.12")),
+    ]
+    # Month: option 0.30, writes 0.13, free tier -0.30; total 0.13. Rounding the month's exact
+    # write fee once (0.10012) would have given 0.11, and the views would not sum to the bill.
+    assert [(i.name, i.amount) for i in bill.items] == [
+        (BILL_ITEM_OPTION, D("0.30")),
+        (BILL_ITEM_WRITES, D("0.13")),
+        (BILL_ITEM_FREE_TIER, D("-0.30")),
+    ]
+    assert bill.total == D("0.13")
+    assert sum(d.amount for d in bill.days) == sum(s.amount for s in bill.sims) == D("0.43")
 
 
 @pytest.mark.parametrize(
@@ -251,6 +307,68 @@ def test_an_unused_free_tier_never_covers_write_fees() -> None:
     # 2,500 x 0.00004 = 0.10. Total 0.00 + 0.10 = 0.10.
     assert bill.free_tier == D("0.05")
     assert bill.total == D("0.10")
+
+
+# --- (7) the unavailability credit (logging-service-terms 14.2(c)) ---------------------------
+@pytest.mark.parametrize(
+    ("fee", "days", "month", "credit"),
+    [
+        # 2 x 58.45 / 30 = 3.8966... -> 3.89 (rounded down: the fee left, 54.56, is what (e)
+        # would round up)
+        pytest.param(D("58.45"), 2, NOV, D("3.89"), id="two-days"),
+        # 2 x 8.47 / 30 = 0.5646... -> 0.56
+        pytest.param(D("8.47"), 2, NOV, D("0.56"), id="two-days-small-fee"),
+        # 1 x 2.80 / 28 = 0.10 exactly: February 2027 has 28 days
+        pytest.param(D("2.80"), 1, (2027, 2), D("0.10"), id="february"),
+        # 1 x 3.10 / 31 = 0.10 exactly: December has 31
+        pytest.param(D("3.10"), 1, (2026, 12), D("0.10"), id="december"),
+        # 1 x 0.29 / 30 = 0.0096... -> 0.00: less than a cent is no credit
+        pytest.param(D("0.29"), 1, NOV, D("0.00"), id="under-a-cent"),
+        pytest.param(D("5.00"), 30, NOV, D("5.00"), id="the-whole-month"),
+        pytest.param(D("5.00"), 45, NOV, D("5.00"), id="never-more-than-the-fee"),
+        pytest.param(D("0.00"), 3, NOV, D("0.00"), id="nothing-to-reduce"),
+        pytest.param(D("5.00"), 0, NOV, D("0.00"), id="no-days"),
+    ],
+)
+def test_the_unavailability_credit_is_a_share_of_the_month_rounded_down(
+    fee: Decimal, days: int, month: tuple[int, int], credit: Decimal
+) -> None:
+    assert unavailability_credit(fee, days, *month) == credit
+    assert unavailability_credit(fee, days, *month).as_tuple().exponent == -2
+
+
+@pytest.mark.parametrize(
+    ("fee", "days"),
+    [
+        pytest.param(D("1.00"), -1, id="negative-days"),
+        pytest.param(D("-1.00"), 1, id="negative-fee"),
+        pytest.param(D("1.005"), 1, id="fraction-of-a-cent"),
+    ],
+)
+def test_the_unavailability_credit_refuses_impossible_inputs(fee: Decimal, days: int) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        unavailability_credit(fee, days, *NOV)
+
+
+def test_the_credit_is_a_line_of_the_month_bill_only() -> None:
+    usages = [usage(sim, nov(day), 1999) for sim in range(40) for day in range(1, 31)]
+    bill = november(usages, unavailable_days=2)
+    # Option 60.00 - free tier 1.55 = 58.45; credit 2 x 58.45 / 30 = 3.8966... -> 3.89;
+    # total 58.45 - 3.89 = 54.56.
+    assert (bill.unavailable_days, bill.credit, bill.total) == (2, D("3.89"), D("54.56"))
+    body = bill.bill_items_to_wire(NOW_MS)
+    assert body["costBreakdownList"] == [
+        {"amount": 60.0, "billItemCategory": "Harvest", "billItemName": BILL_ITEM_OPTION},
+        {"amount": -1.55, "billItemCategory": "Harvest", "billItemName": BILL_ITEM_FREE_TIER},
+        {"amount": -3.89, "billItemCategory": "Harvest", "billItemName": BILL_ITEM_CREDIT},
+    ]
+    assert BILL_ITEM_CREDIT == "Service unavailability credit (logging-service-terms 14.2(c))"
+    check_schema(body, "BillingSummaryResponseOfBillItems")
+    assert bill.to_wire()["amount"] == 54.56
+    # Daily and per-SIM amounts stay gross: 30 days x 2.00 and 40 SIMs x 1.50.
+    assert sum(d.amount for d in bill.days) == sum(s.amount for s in bill.sims) == D("60.00")
+    # No usage, no fee: days alone credit nothing.
+    assert november([], unavailable_days=5).items == ()
 
 
 # --- inputs and periods ----------------------------------------------------------------------
@@ -457,20 +575,32 @@ def test_sims_wire_lists_the_top_hundred_sims_with_a_charge() -> None:
     assert listed[-1] == {"amount": 0.55, "simId": usage(50, nov(1)).sim_id}  # 0.05 + 0.50
     assert "idle-sim" not in {s["simId"] for s in listed}
     assert len(bill.sims) == 151
+    # Every SIM sums to the month's option and write lines: 150 x 0.05 = 7.50, plus
+    # 0.01 x (0 + 1 + ... + 149) = 111.75; the wire's 100 (SIMs 50 to 149) sum to less,
+    # 100 x 0.05 + 0.01 x (50 + ... + 149) = 5.00 + 99.50 = 104.50.
+    assert sum(sim.amount for sim in bill.sims) == bill.option_fee + bill.write_fee == D("119.25")
+    assert sum(D(str(sim["amount"])) for sim in listed) == D("104.50")
     check_schema(body, "BillingSummaryResponseOfSims")
     check_operation("/bills/summaries/sims", [body])
 
 
 # --- properties ------------------------------------------------------------------------------
 def ceil_cent(amount: Decimal) -> Decimal:
-    """The oracle's own rounding, independent of the module's."""
+    """The oracle's own rounding up, independent of the module's."""
     return D(math.ceil(amount * 100)) / 100
 
 
-SIM_IDS = [f"sim-{i}" for i in range(6)]
+def floor_cent(amount: Fraction) -> Decimal:
+    """The oracle's own rounding down."""
+    return D(math.floor(amount * 100)) / 100
+
+
+SIM_IDS = [f"sim-{i}" for i in range(12)]
+# Write counts around the 2,000 included writes and well past them.
 WRITES = st.one_of(
     st.integers(0, 6000),
-    st.sampled_from([0, 1999, 2000, 2001, 2250, 2251]),
+    st.integers(1990, 2300),
+    st.sampled_from([0, 1999, 2000, 2001, 2250, 2251, 4000]),
 )
 # Days from 31 October to 1 December: the edges must stay out of November's bill.
 DAYS = st.integers(0, 31).map(lambda n: date(2026, 10, 31) + timedelta(days=n))
@@ -485,44 +615,53 @@ USAGES = st.lists(
         WRITES,
         st.integers(0, 50),
     ),
-    max_size=60,
+    max_size=150,
     unique_by=lambda u: (u.sim_id, u.day),
 )
 
 
-@given(USAGES)
-def test_bill_agrees_with_a_naive_oracle(usages: list[Usage]) -> None:
-    bill = november(usages)
+@given(USAGES, st.integers(0, 40))
+def test_every_view_reconciles_with_the_month_bill(usages: list[Usage], down: int) -> None:
+    bill = november(usages, unavailable_days=down)
     in_month = [u for u in usages if (u.day.year, u.day.month) == NOV]
 
+    # The oracle: each SIM-day's fees rounded up to the cent once, then summed.
     option = D(0)
-    overage = 0
+    writes = D(0)
     for u in in_month:
-        if u.harvest_enabled:
-            option += D("0.05")
-            overage += max(0, u.writes - 2000)
-        else:
-            overage += u.writes
-    exact_writes = overage * D("0.00004")
-    assert bill.total == ceil_cent(max(D(0), option - D("1.55"))) + ceil_cent(exact_writes)
-    assert bill.free_tier == min(D("1.55"), option)
-    assert bill.total == sum((i.amount for i in bill.items), D(0))
+        included = 2000 if u.harvest_enabled else 0
+        option += D("0.05") if u.harvest_enabled else D(0)
+        writes += ceil_cent(max(0, u.writes - included) * D("0.00004"))
+    free_tier = min(D("1.55"), option)
+    fee = option - free_tier + writes
+    credit = min(fee, floor_cent(Fraction(down) * Fraction(fee) / 30))
+    assert (bill.option_fee, bill.write_fee, bill.free_tier) == (option, writes, free_tier)
+    assert bill.credit == credit
 
-    amounts = [bill.total, bill.option_fee, bill.free_tier, bill.write_fee]
+    items = {i.name: i.amount for i in bill.items}
+    option_item = items.get(BILL_ITEM_OPTION, D(0))
+    write_item = items.get(BILL_ITEM_WRITES, D(0))
+    free_tier_item = items.get(BILL_ITEM_FREE_TIER, D(0))
+    credit_item = items.get(BILL_ITEM_CREDIT, D(0))
+    # The four statements of docs/billing.md, exactly.
+    assert sum((d.amount for d in bill.days), D(0)) == option_item + write_item
+    assert sum((s.amount for s in bill.sims), D(0)) == option_item + write_item
+    assert sum(items.values(), D(0)) == bill.total
+    assert bill.total == option_item + free_tier_item + write_item + credit_item
+    assert bill.total == option - free_tier + writes - credit
+    # The same through the wire bodies (the SIM list is whole up to 100 SIMs).
+    wire_days = bill.daily_to_wire()["billList"]
+    assert sum((D(str(d["amount"])) for d in wire_days), D(0)) == option + writes
+    wire_sims = bill.sims_to_wire(NOW_MS)["costBreakdownList"]
+    assert sum((D(str(x["amount"])) for x in wire_sims), D(0)) == option + writes
+    assert D(str(bill.to_wire()["amount"])) == bill.total
+
+    amounts = [bill.total, bill.option_fee, bill.free_tier, bill.write_fee, bill.credit]
     amounts += [d.amount for d in bill.days] + [s.amount for s in bill.sims]
     assert all(a >= 0 and a == a.quantize(D("0.01")) for a in amounts)
-    assert all(i.amount < 0 for i in bill.items if i.name == BILL_ITEM_FREE_TIER)
-    assert all(i.amount > 0 for i in bill.items if i.name != BILL_ITEM_FREE_TIER)
-
-    # Daily amounts are gross, each day's write fee rounded once (module docstring).
-    daily = sum((d.amount for d in bill.days), D(0))
-    assert daily == bill.option_fee + sum((d.write_fee for d in bill.days), D(0))
-    days_over = sum(1 for d in bill.days if any(s.overage_writes for s in d.sims))
-    assert D(0) <= daily - (bill.total + bill.free_tier) <= D("0.01") * max(0, days_over - 1)
-    # The same for the per-SIM amounts.
-    per_sim = sum((s.amount for s in bill.sims), D(0))
-    sims_over = sum(1 for s in bill.sims if s.overage_writes)
-    assert D(0) <= per_sim - (bill.total + bill.free_tier) <= D("0.01") * max(0, sims_over - 1)
+    negative = {BILL_ITEM_FREE_TIER, BILL_ITEM_CREDIT}
+    assert all(i.amount < 0 for i in bill.items if i.name in negative)
+    assert all(i.amount > 0 for i in bill.items if i.name not in negative)
     assert [s.amount for s in bill.sims] == sorted((s.amount for s in bill.sims), reverse=True)
 
     for day in bill.days:

@@ -253,6 +253,46 @@ async def test_a_month_boundary_makes_two_bills(emulator: Emulator) -> None:
     assert (await api.get("/v1/bills/202612")).json["amount"] == 0
 
 
+@pytest.mark.settings(max_payload_bytes=8192)
+async def test_every_view_and_the_meter_reconcile_with_the_month(emulator: Emulator) -> None:
+    """docs/billing.md's worked example through the server: each SIM-day rounded once.
+
+    November 2025: a month the wall clock has left, so the default SIM's start-up day is not in
+    it.
+    """
+    await freeze(emulator, "2025-11-01T12:00:00")
+    await enable_batches(emulator)
+    b, c = await emulator.new_sim(), await emulator.new_sim()
+    a_address, b_address, c_address = "127.0.0.1", b["sessionAddress"], c["sessionAddress"]
+    for address, count in ((a_address, 2001), (b_address, 2250), (c_address, 2251)):
+        assert set(await write_many(emulator, count, address)) == {201}
+    await emulator.control("POST", "/clock/advance", {"seconds": DAY_S})
+    for address, count in ((a_address, 4000), (b_address, 2001), (c_address, 500)):
+        assert set(await write_many(emulator, count, address)) == {201}
+    api = await emulator.api()
+    # SIM-days (0.05 + write fee): a 0.06, 0.13; b 0.06, 0.06; c 0.07, 0.05
+    daily = (await api.get("/v1/bills/202511/daily")).json["billList"]
+    assert daily == [
+        {"amount": 0.24, "currency": "USD", "date": "20251102"},
+        {"amount": 0.19, "currency": "USD", "date": "20251101"},
+    ]
+    [sims] = (await api.get("/v1/bills/summaries/sims")).json
+    assert [s["amount"] for s in sims["costBreakdownList"]] == [0.19, 0.12, 0.12]
+    [items] = (await api.get("/v1/bills/summaries/bill_items")).json
+    lines = {i["billItemName"]: i["amount"] for i in items["costBreakdownList"]}
+    assert lines == {
+        "Harvest Data Option": 0.3,
+        "Harvest Data write requests": 0.13,
+        "Harvest Data Option Free Tier": -0.3,
+    }
+    # 0.19 + 0.24 = 0.12 + 0.12 + 0.19 = 0.43 = 0.30 + 0.13; total 0.30 - 0.30 + 0.13
+    assert (await api.get("/v1/bills/202511")).json["amount"] == 0.13
+    assert (await meter(emulator))["charges"] == 0.13
+    # the meter reloaded from the ledger (any clock change) agrees as well
+    await emulator.control("PUT", "/clock", {"now": ms("2025-11-02T13:00:00")})
+    assert (await meter(emulator))["charges"] == 0.13
+
+
 @pytest.mark.parametrize("month", ["2026-11", "202613", "abc"])
 async def test_a_bad_month_is_400(emulator: Emulator, month: str) -> None:
     api = await emulator.api()
