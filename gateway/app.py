@@ -63,7 +63,11 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
         for name, port_setting in ENDPOINTS:
             port = getattr(settings, port_setting)
             handler = RawHandler(
-                ingest, Transport.TCP, unified=name == "unified", requests=app[REQUEST_LOG]
+                ingest,
+                Transport.TCP,
+                unified=name == "unified",
+                requests=app[REQUEST_LOG],
+                unified_created=settings.unified_harvest_status,
             )
             tcp = TcpServer(
                 handler,
@@ -86,6 +90,7 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                     name=f"{name}-udp",
                     unified=name == "unified",
                     requests=app[REQUEST_LOG],
+                    unified_created=settings.unified_harvest_status,
                 )
                 await loop.create_datagram_endpoint(
                     functools.partial(_same, endpoint), local_addr=(host, port)

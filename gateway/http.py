@@ -28,7 +28,7 @@ from harvest.context import CLOCK, INGEST, SETTINGS
 from harvest.domain import Transport, Upload
 from harvest.errors import Dropped, HarvestError
 from harvest.requestlog import REQUEST_LOG
-from harvest.web import dumps, json_response
+from harvest.web import dumps, error_response, json_response
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ async def write_data(request: web.Request) -> web.Response:
         return response
     except HarvestError as error:
         status, reason = error.status, error.code
-        raise
+        return refusal(request, error)
     except Dropped as dropped:
         status, reason = 0, dropped.code
         if request.transport is not None:
@@ -165,13 +165,31 @@ async def _write(request: web.Request) -> tuple[web.Response, str | None]:
     except HarvestError as error:
         group = ingest.group_of(request.remote or "") if unified else None
         if unified and response_format(group) is ResponseFormat.UNIFIED:
-            status, reply = unified_reply(error.status, dumps(error.body()))
+            status, reply = unified_reply(error.status, _error_text(request, error))
             return json_response(reply, status=status), None
         raise
     if unified and response_format(accepted.group) is ResponseFormat.UNIFIED:
-        status, reply = unified_reply(201, "")
+        created = request.config_dict[SETTINGS].unified_harvest_status
+        status, reply = unified_reply(created, "")
         return json_response(reply, status=status), accepted.sim.imsi
     return web.Response(status=201), accepted.sim.imsi
+
+
+def _bare(request: web.Request) -> bool:
+    """Whether device refusals carry no body (setting ``device_error_body``: ``empty``)."""
+    return request.config_dict[SETTINGS].device_error_body == "empty"
+
+
+def _error_text(request: web.Request, error: HarvestError) -> str:
+    return "" if _bare(request) else dumps(error.body())
+
+
+def refusal(request: web.Request, error: HarvestError) -> web.Response:
+    """A device refusal: the status with SORACOM's ``{"code","message"}`` body (the emulator's
+    default; the real service documents only the status), or the status alone."""
+    if _bare(request):
+        return web.Response(status=error.status, headers=error.headers or None)
+    return error_response(error)
 
 
 async def files_not_emulated(request: web.Request) -> web.Response:
@@ -185,8 +203,11 @@ async def files_not_emulated(request: web.Request) -> web.Response:
 
 
 async def wrong_method(request: web.Request) -> web.Response:
-    raise HarvestError(
-        errors.DEVICE_METHOD_NOT_ALLOWED,
-        f"{request.method} is not a Harvest write; devices send POST.",
-        headers={"Allow": "POST"},
+    return refusal(
+        request,
+        HarvestError(
+            errors.DEVICE_METHOD_NOT_ALLOWED,
+            f"{request.method} is not a Harvest write; devices send POST.",
+            headers={"Allow": "POST"},
+        ),
     )

@@ -44,16 +44,19 @@ class Replies:
     """Shapes the reply of one raw listener: Harvest's own, or the Unified format when the
     listener is the Unified Endpoint's and the SIM's group asks for it."""
 
-    def __init__(self, ingest: IngestService, *, unified: bool) -> None:
+    def __init__(self, ingest: IngestService, *, unified: bool, unified_created: int = 201) -> None:
+        """``unified_created``: Harvest's ``statusCode`` for a stored write inside a Unified
+        reply (setting ``unified_harvest_status``)."""
         self.ingest = ingest
         self.unified = unified
+        self.unified_created = unified_created
 
     def _unified(self, group: Group | None) -> bool:
         return self.unified and response_format(group) is ResponseFormat.UNIFIED
 
     def accepted(self, accepted: Accepted) -> RawReply:
         if self._unified(accepted.group):
-            return RawReply(raw_unified_reply(201, ""))
+            return RawReply(raw_unified_reply(self.unified_created, ""))
         return RawReply(CREATED)
 
     def refused(self, error: HarvestError, peer: str) -> RawReply:
@@ -76,11 +79,12 @@ class RawHandler:
         *,
         unified: bool,
         requests: RequestLog | None = None,
+        unified_created: int = 201,
     ) -> None:
         self.ingest = ingest
         self.requests = requests
         self.transport = transport
-        self.replies = Replies(ingest, unified=unified)
+        self.replies = Replies(ingest, unified=unified, unified_created=unified_created)
 
     def admits(self, peer: str) -> bool:
         """Whether a new connection from ``peer`` may proceed; a SIM without a data session

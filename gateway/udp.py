@@ -36,10 +36,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         name: str,
         unified: bool = False,
         requests: RequestLog | None = None,
+        unified_created: int = 201,
     ) -> None:
         self.ingest = ingest
         self.requests = requests
-        self.replies = Replies(ingest, unified=unified)
+        self.replies = Replies(ingest, unified=unified, unified_created=unified_created)
         self.max_in_flight = max_in_flight
         self.name = name
         self.transport: asyncio.DatagramTransport | None = None

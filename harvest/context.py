@@ -147,6 +147,7 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
             resolve=SessionTable(registry, settings.ue_routes).resolve,
             max_payload_bytes=settings.max_payload_bytes,
             drop_sessionless=settings.sessionless_sims == "drop",
+            strict_json=settings.invalid_json == "refuse",
         )
         yield
     finally:

@@ -51,20 +51,30 @@ AIR_NAMESPACE = "SoracomAir"
 _TEXT_TYPES = frozenset({"application/x-www-form-urlencoded", "application/xml"})
 
 
-def decode_typed(body: bytes, content_type: str | None) -> tuple[str, str] | None:
+def decode_typed(
+    body: bytes, content_type: str | None, *, strict_json: bool = True
+) -> tuple[str, str] | None:
     """The stored ``(contentType, content)`` of a typed payload, or ``None`` if it is binary.
 
     JSON is kept as the JSON text (a string, not an object, spec A1); text as text. Everything
-    else is binary, including every raw TCP/UDP payload (``content_type`` ``None``).
+    else is binary, including every raw TCP/UDP payload (``content_type`` ``None``). A body sent
+    as JSON that does not parse is refused (``400``), or with ``strict_json=False`` kept as its
+    text (binary if it is not UTF-8): the real service's answer is not documented.
     """
     if content_type is not None:
         mime = content_type.partition(";")[0].strip().lower()
         if mime == JSON or mime.endswith("+json"):
             try:
                 text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                if strict_json:
+                    raise HarvestError(errors.INVALID_JSON) from None
+                return None
+            try:
                 json.loads(text)
             except (ValueError, RecursionError):  # 1 KiB of "[" nests too deep to parse
-                raise HarvestError(errors.INVALID_JSON) from None
+                if strict_json:
+                    raise HarvestError(errors.INVALID_JSON) from None
             return JSON, text
         if mime.startswith("text/") or mime in _TEXT_TYPES:
             try:
@@ -130,10 +140,13 @@ class IngestService:
         metrics: Metrics | None = None,
         faults: Faults | None = None,
         drop_sessionless: bool = True,
+        strict_json: bool = True,
     ) -> None:
         """``drop_sessionless``: a SIM without a data session gets no reply (the network's
-        behaviour, spec B12), or, ``False``, an explicit ``403``."""
+        behaviour, spec B12), or, ``False``, an explicit ``403``. ``strict_json``: a body sent
+        as JSON that does not parse is refused, or, ``False``, stored as sent."""
         self.drop_sessionless = drop_sessionless
+        self.strict_json = strict_json
         self._faults = faults
         self._quotas = quotas
         self.metrics = metrics
@@ -347,7 +360,7 @@ class IngestService:
             raise HarvestError(
                 errors.HARVEST_DISABLED, f"Harvest Data is not enabled for group {group.group_id}."
             )
-        typed = decode_typed(upload.body, upload.content_type)
+        typed = decode_typed(upload.body, upload.content_type, strict_json=self.strict_json)
         keys: tuple[str, ...] | None = None  # known without parsing: binary's stored form
         if typed is None:
             content, keys = self._binary(upload.body, sim, group)

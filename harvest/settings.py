@@ -57,6 +57,21 @@ class Settings:
         "inactive, suspended, terminated or barred SIMs: drop (no reply at all, as the network"
         " gives them no data session) or refuse (an explicit 403)",
     )
+    invalid_json: str = _setting(
+        "refuse",
+        "a body sent as application/json that is not JSON: refuse (400 HEM4006) or store (kept"
+        " as sent); the real service's answer is not documented",
+    )
+    device_error_body: str = _setting(
+        "json",
+        'device HTTP refusals: json ({"code","message"}) or empty (the status alone); the real'
+        " service documents only the status",
+    )
+    unified_harvest_status: int = _setting(
+        201,
+        "Harvest's statusCode inside a Unified-format reply: 201 (what Harvest answers) or 204"
+        " (SORACOM's documentation example)",
+    )
     quota_policy: str = _setting(
         "bill", "past the 2,000 daily writes: bill (accept) or reject (429)"
     )
@@ -115,6 +130,12 @@ class Settings:
             raise SettingsError("rate_limit_counting must be concurrent or every")
         if self.sessionless_sims not in ("drop", "refuse"):
             raise SettingsError("sessionless_sims must be drop or refuse")
+        if self.invalid_json not in ("refuse", "store"):
+            raise SettingsError("invalid_json must be refuse or store")
+        if self.device_error_body not in ("json", "empty"):
+            raise SettingsError("device_error_body must be json or empty")
+        if self.unified_harvest_status not in (201, 204):
+            raise SettingsError("unified_harvest_status must be 201 or 204")
         if self.quota_policy not in ("bill", "reject"):
             raise SettingsError("quota_policy must be bill or reject")
         for name in (
