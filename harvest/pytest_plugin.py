@@ -587,12 +587,15 @@ class HarvestEmulator:
         *,
         source: str | None = None,
         unified: bool = False,
+        timeout: float | None = None,
     ) -> str:
         """One datagram from the SIM's session address to the Harvest (or Unified Endpoint)
-        port; returns the reply datagram as text (``"201"`` when stored)."""
+        port; returns the reply datagram as text (``"201"`` when stored). Raises
+        ``TimeoutError`` when none comes within ``timeout`` seconds (the client's, 10 s, by
+        default): what a SIM without a data session gets."""
         address = self._source(imsi, source)
         port = self.unified_port if unified else self.harvest_port
-        with self._socket(address, socket.SOCK_DGRAM) as sock:
+        with self._socket(address, socket.SOCK_DGRAM, timeout) as sock:
             sock.sendto(_encode(data), (self.host, port))
             reply, _ = sock.recvfrom(65535)
         return reply.decode("utf-8", errors="replace")
@@ -604,27 +607,34 @@ class HarvestEmulator:
         *,
         source: str | None = None,
         unified: bool = False,
+        timeout: float | None = None,
     ) -> str:
         """One message on a new TCP connection from the SIM's session address; returns the
-        reply as text (``"201"`` when stored). A message is what one read delivers, so keep it
+        reply as text (``"201"`` when stored; ``""`` when the connection is closed without one,
+        as for a SIM without a data session). A message is what one read delivers, so keep it
         to one small send (under the size limit)."""
         address = self._source(imsi, source)
         port = self.unified_port if unified else self.harvest_port
-        with self._socket(address, socket.SOCK_STREAM) as sock:
+        reply = bytearray()
+        with self._socket(address, socket.SOCK_STREAM, timeout) as sock:
             sock.connect((self.host, port))
-            sock.sendall(_encode(data))
-            reply = bytearray()
-            while not _whole_reply(reply):
-                chunk = sock.recv(65535)
-                if not chunk:
-                    break
-                reply += chunk
+            try:
+                sock.sendall(_encode(data))
+                while not _whole_reply(reply):
+                    chunk = sock.recv(65535)
+                    if not chunk:
+                        break
+                    reply += chunk
+            except (ConnectionResetError, BrokenPipeError):
+                pass  # closed without a reply
         return reply.decode("utf-8", errors="replace")
 
-    def _socket(self, address: str, kind: socket.SocketKind) -> socket.socket:
+    def _socket(
+        self, address: str, kind: socket.SocketKind, timeout: float | None = None
+    ) -> socket.socket:
         family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
         sock = socket.socket(family, kind)
-        sock.settimeout(self.timeout)
+        sock.settimeout(self.timeout if timeout is None else timeout)
         try:
             sock.bind((address, 0))
         except OSError as error:
