@@ -188,6 +188,12 @@ class Sim:
         ):
             raise ValueError(f"session address {self.session_address!r} is not canonical")
 
+    @property
+    def has_session(self) -> bool:
+        """Whether the network gives the SIM a data session now: it has an address, a status
+        that allows data, and is not barred (spec B12)."""
+        return self.session_address is not None and self.status.allows_data and not self.barred
+
     def with_changes(self, **changes: Any) -> Sim:
         return replace(self, **changes)
 

@@ -25,13 +25,15 @@ def iso_time(ms: int) -> str:
 
 
 def session_status(sim: Sim) -> dict[str, Any]:
+    """OpenAPI ``SessionStatus``: online only while the network gives the SIM a data session
+    (an inactive, suspended, terminated or barred SIM has none, spec B12)."""
     status: dict[str, Any] = {
-        "online": sim.session_address is not None,
+        "online": sim.has_session,
         "imsi": sim.imsi,
         "subscription": SUBSCRIPTION,
         "lastUpdatedAt": sim.modified_ms,
     }
-    if sim.session_address is not None:
+    if sim.has_session:
         status["ueIpAddress"] = sim.session_address
     return status
 

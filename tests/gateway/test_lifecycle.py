@@ -72,6 +72,9 @@ async def test_a_sim_without_a_data_session_gets_no_reply_on_any_protocol(
     assert entry["body"]["protocol"] == protocol
     _, logged = await emulator.control("GET", f"/requests?imsi={sim['imsi']}&protocol={protocol}")
     assert [(r["status"], r["reason"]) for r in logged] == [(0, REASONS[status])]
+    session = (await api.get(f"/v1/subscribers/{sim['imsi']}")).json["sessionStatus"]
+    assert session["online"] is False
+    assert "ueIpAddress" not in session
     samples, _ = await scrape(emulator)
     refused = value(
         samples, "harvest_device_writes_refused_total", protocol=protocol, reason=REASONS[status]
