@@ -47,12 +47,15 @@ applies), coupons (21.19), and the discretionary rounding and collection of bill
 from __future__ import annotations
 
 import calendar
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Final
+
+log = logging.getLogger(__name__)
 
 #: Currency of every fee below and of every wire body (both terms' fee schedules are in USD).
 CURRENCY: Final = "USD"
@@ -459,7 +462,7 @@ def sim_day_charge(usage: Usage) -> SimDayCharge:
 def day_charges(usages: Iterable[Usage], day: date) -> DayCharges:
     """One operator's charges for the UTC ``day``, from its usages on that day.
 
-    Usages on other days are ignored. Raises ``ValueError`` if a SIM has two usages that day.
+    Usages on other days are ignored. A second usage of a SIM on the day is logged and skipped.
     """
     charges = _unique([u for u in usages if u.day == day])
     return _day(day, tuple(sim_day_charge(usage) for usage in charges))
@@ -477,8 +480,9 @@ def month_bill(
 
     Usages outside the month are ignored, so the same list can feed every month's bill.
     ``unavailable_days`` are the whole days of complete unavailability recorded in the month
-    (logging-service-terms 14.2(c)). Raises ``ValueError`` for an impossible month, a negative
-    number of days, or if a SIM has two usages on one day.
+    (logging-service-terms 14.2(c)). Raises ``ValueError`` for an impossible month or a
+    negative number of days (the caller's arguments); a second usage of a SIM on one day is
+    logged and skipped.
     """
     _check_month(year, month)
     in_month = _unique([u for u in usages if (u.day.year, u.day.month) == (year, month)])
@@ -560,13 +564,21 @@ def _sum(amounts: Iterable[Decimal]) -> Decimal:
 
 
 def _unique(usages: list[Usage]) -> list[Usage]:
+    """The usages with at most one per SIM-day: a second one for a SIM-day is logged and
+    skipped, never raised, so one bad input cannot stop a bill (callers fold the ledger per
+    SIM-day, :func:`quotas.service.fee_usages`, so this does not happen with stored data)."""
     seen: set[tuple[str, date]] = set()
+    kept: list[Usage] = []
     for usage in usages:
         key = (usage.sim_id, usage.day)
         if key in seen:
-            raise ValueError(f"SIM {usage.sim_id} has two usages on {usage.day.isoformat()}")
+            log.warning(
+                "fees: skipped a second usage of SIM %s on %s", usage.sim_id, usage.day.isoformat()
+            )
+            continue
         seen.add(key)
-    return usages
+        kept.append(usage)
+    return kept
 
 
 def _check_month(year: int, month: int) -> None:

@@ -8,7 +8,7 @@ ingest, which stores the same writes in the same transaction as their entries.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,28 +30,55 @@ from quotas.fees import (
 )
 from quotas.ratelimit import RateLimiter, RateSettings
 
+log = logging.getLogger(__name__)
 
-def fee_usages(rows: Iterable[LedgerRow], sim_ids: Mapping[str, str]) -> list[Usage]:
+#: The ledger kinds a fee reads, folded into one :class:`Usage` per SIM-day.
+_FEE_KINDS = frozenset({UsageKind.WRITE, UsageKind.READ, UsageKind.HARVEST_DAY})
+
+
+def fee_usages(rows: Iterable[LedgerRow], sim_ids: Mapping[str, str] | None = None) -> list[Usage]:
     """Ledger rows (one per kind) folded into the fee calculator's one-per-SIM-day usages.
 
     Only the per-SIM kinds a fee reads are folded: 5-minute buckets, bytes read and the
-    operator's unavailable days (:func:`unavailable_days`) are not usages.
+    operator's unavailable days (:func:`unavailable_days`) are not usages. With ``sim_ids``
+    (the operator's SIMs, IMSI to SIM id), rows are folded per SIM id, and rows of an IMSI
+    that is not one of them are skipped. Never raises: a row this version would not write (an
+    unknown IMSI, a day that is not a date, a negative count, as a past version or a hand-made
+    snapshot may hold) is skipped and logged, so one bad row cannot stop every bill.
     """
-    folded: dict[tuple[str, str], dict[UsageKind, int]] = defaultdict(dict)
+    folded: dict[tuple[str, date], tuple[str, dict[UsageKind, int]]] = {}
+    skipped: list[str] = []
     for row in rows:
-        if row.kind in (UsageKind.WRITE, UsageKind.READ, UsageKind.HARVEST_DAY):
-            counts = folded[(row.imsi, row.day)]
-            counts[row.kind] = counts.get(row.kind, 0) + row.count
+        if row.kind not in _FEE_KINDS:
+            continue
+        if not row.imsi or (sim_ids is not None and row.imsi not in sim_ids):
+            skipped.append(f"{row.imsi}/{row.day}/{row.kind}: not a SIM of the operator")
+            continue
+        try:
+            day = date.fromisoformat(row.day)
+        except ValueError:
+            skipped.append(f"{row.imsi}/{row.day}/{row.kind}: not a UTC day")
+            continue
+        if row.count < 0:
+            skipped.append(f"{row.imsi}/{row.day}/{row.kind}: negative count {row.count}")
+            continue
+        sim_id = row.imsi if sim_ids is None else sim_ids[row.imsi]
+        _, counts = folded.setdefault((sim_id, day), (row.imsi, {}))
+        counts[row.kind] = counts.get(row.kind, 0) + row.count
+    if skipped:
+        log.warning(
+            "ledger: skipped %d row(s) no fee reads: %s", len(skipped), "; ".join(skipped[:5])
+        )
     return [
         Usage(
             imsi=imsi,
-            sim_id=sim_ids.get(imsi, imsi),
-            day=date.fromisoformat(day),
+            sim_id=sim_id,
+            day=day,
             harvest_enabled=counts.get(UsageKind.HARVEST_DAY, 0) > 0,
             writes=counts.get(UsageKind.WRITE, 0),
             reads=counts.get(UsageKind.READ, 0),
         )
-        for (imsi, day), counts in sorted(folded.items())
+        for (sim_id, day), (imsi, counts) in sorted(folded.items())
     ]
 
 
@@ -138,7 +165,7 @@ class QuotaService:
             listed = list(rows)
             meter = self._meter(operator_id, month)
             meter.unavailable_days += unavailable_days(listed)
-            for usage in fee_usages(listed, {}):
+            for usage in fee_usages(listed):
                 charge = sim_day_charge(usage)
                 meter.add_overage(usage.imsi, usage.day.isoformat(), charge.overage_writes)
                 if usage.harvest_enabled:

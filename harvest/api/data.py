@@ -152,10 +152,19 @@ async def _entries_page(request: web.Request, resource: Resource | None) -> web.
 
 
 def note_read(request: web.Request, resource: Resource, rows: list[DataEntry]) -> None:
-    """Meter a read of a SIM's data (free, but in the ledger and the exported-bytes stat)."""
-    if resource.stored_type is ResourceType.SUBSCRIBER:
-        size = sum(len(entry.content.encode()) for entry in rows)
-        request.config_dict[QUOTAS].note_read(request[TOKEN].operator_id, resource.stored_id, size)
+    """Meter a read of a SIM's data (free, but in the ledger and the exported-bytes stat).
+
+    Only a read of one of the caller's own SIMs is metered: a read of anything else (a SIM id
+    where an IMSI belongs, another operator's IMSI, an unknown string) finds no data and
+    costs nothing, and must not put a row in the ledger that no SIM owns.
+    """
+    if resource.stored_type is not ResourceType.SUBSCRIBER:
+        return
+    operator_id = request[TOKEN].operator_id
+    if request.config_dict[REGISTRY].find_sim(operator_id, resource.stored_id) is None:
+        return
+    size = sum(len(entry.content.encode()) for entry in rows)
+    request.config_dict[QUOTAS].note_read(operator_id, resource.stored_id, size)
 
 
 async def get_data_entries(request: web.Request) -> web.Response:

@@ -55,7 +55,7 @@ from harvest.storage.base import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -102,6 +102,15 @@ MIGRATIONS = {
     1: """
 INSERT INTO ledger SELECT operator_id, day, imsi, 'write', count FROM write_counts;
 DROP TABLE write_counts;
+""",
+    # 2 -> 3: version 2 metered reads of resources that were not the operator's SIMs (a SIM id,
+    # another operator's IMSI, any string in /subscribers/{imsi}/data); such rows made every
+    # bill of the month fail. Reads are metered only for the operator's own SIMs since.
+    2: """
+DELETE FROM ledger WHERE kind IN ('read', 'read_bytes') AND NOT EXISTS (
+    SELECT 1 FROM sims
+    WHERE sims.imsi = ledger.imsi AND json_extract(sims.doc, '$.operator_id') = ledger.operator_id
+);
 """,
 }
 

@@ -386,11 +386,15 @@ def test_an_empty_month_is_a_bill_of_zero() -> None:
     assert bill.daily_to_wire() == {"billList": []}
 
 
-def test_two_usages_for_one_sim_on_one_day_are_refused() -> None:
-    with pytest.raises(ValueError, match="two usages"):
-        november([usage(1, nov(1), 5), usage(1, nov(1), 7)])
-    with pytest.raises(ValueError, match="two usages"):
-        day_charges([usage(1, nov(1), 5), usage(1, nov(1), 7)], nov(1))
+def test_a_second_usage_for_one_sim_on_one_day_is_skipped_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bill never fails on data it did not expect (issue 9, item 1): the first usage of the
+    SIM-day counts, the second is logged and skipped."""
+    twice = [usage(1, nov(1), 2005), usage(1, nov(1), 7)]
+    assert november(twice).overage_writes == november(twice[:1]).overage_writes == 5
+    assert day_charges(twice, nov(1)).amount == day_charges(twice[:1], nov(1)).amount
+    assert "second usage" in caplog.text
 
 
 @pytest.mark.parametrize(

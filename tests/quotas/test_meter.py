@@ -64,7 +64,7 @@ def test_the_meter_charges_what_the_month_bill_totals(
     rows += [LedgerRow(OP, imsi, day, UsageKind.WRITE, n) for (imsi, day), n in writes.items() if n]
     rows.append(LedgerRow(OP, ACCOUNT_WIDE, "2026-11-04", UsageKind.UNAVAILABLE_DAYS, down))
     bill = month_bill(
-        fee_usages(rows, {}), 2026, 11, closed=False, unavailable_days=unavailable_days(rows)
+        fee_usages(rows), 2026, 11, closed=False, unavailable_days=unavailable_days(rows)
     )
     assert quotas.charges(OP) == bill.total
     # and after a reload from the ledger, as after a restart or a clock jump
