@@ -117,9 +117,9 @@ async def write_data(request: web.Request) -> web.Response:
     started = time.perf_counter()
     ingest = request.config_dict[INGEST]
     peer = request.remote or ""
-    status, imsi, size, reason = 500, None, request.content_length or 0, None
+    status, imsi, size, reason, replaced = 500, None, request.content_length or 0, None, 0
     try:
-        response, imsi = await _write(request)
+        response, imsi, replaced = await _write(request)
         status = response.status
         return response
     except HarvestError as error:
@@ -135,11 +135,13 @@ async def write_data(request: web.Request) -> web.Response:
             sim = ingest.sim_of(Upload(Transport.HTTP, peer, b""))
             imsi = None if sim is None else sim.imsi
         request.config_dict[REQUEST_LOG].record(
-            "http", peer, imsi, status, size, time.perf_counter() - started, request.path, reason
-        )
+            "http", peer, imsi, status, size, time.perf_counter() - started, request.path, reason,
+            replaced,
+        )  # fmt: skip
 
 
-async def _write(request: web.Request) -> tuple[web.Response, str | None]:
+async def _write(request: web.Request) -> tuple[web.Response, str | None, int]:
+    """The reply, the SIM's IMSI (``None`` when refused) and the entries the write replaced."""
     ingest = request.config_dict[INGEST]
     unified = is_unified(request)
     body = await read_bounded(request, ingest.max_payload_bytes)
@@ -166,13 +168,13 @@ async def _write(request: web.Request) -> tuple[web.Response, str | None]:
         group = ingest.group_of(request.remote or "") if unified else None
         if unified and response_format(group) is ResponseFormat.UNIFIED:
             status, reply = unified_reply(error.status, _error_text(request, error))
-            return json_response(reply, status=status), None
+            return json_response(reply, status=status), None, 0
         raise
     if unified and response_format(accepted.group) is ResponseFormat.UNIFIED:
         created = request.config_dict[SETTINGS].unified_harvest_status
         status, reply = unified_reply(created, "")
-        return json_response(reply, status=status), accepted.sim.imsi
-    return web.Response(status=201), accepted.sim.imsi
+        return json_response(reply, status=status), accepted.sim.imsi, accepted.replaced
+    return web.Response(status=201), accepted.sim.imsi, accepted.replaced
 
 
 def _bare(request: web.Request) -> bool:

@@ -107,10 +107,10 @@ class RawHandler:
     async def __call__(self, body: bytes, peer: str) -> RawReply:
         started = time.perf_counter()
         message = upload(self.transport, peer, body)
-        status, imsi, reason = 201, None, None
+        status, imsi, reason, replaced = 201, None, None, 0
         try:
             accepted = await self.ingest.ingest(message)
-            imsi = accepted.sim.imsi
+            imsi, replaced = accepted.sim.imsi, accepted.replaced
             return self.replies.accepted(accepted)
         except HarvestError as error:
             status, reason = error.status, error.code
@@ -129,5 +129,5 @@ class RawHandler:
             if self.requests is not None:
                 self.requests.record(
                     self.transport.value, peer, imsi, status, len(body),
-                    time.perf_counter() - started, self.endpoint, reason,
+                    time.perf_counter() - started, self.endpoint, reason, replaced,
                 )  # fmt: skip

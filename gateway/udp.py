@@ -123,6 +123,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                     self.requests.record(
                         "udp", addr[0], item.sim.imsi, 201,
                         sum(len(e.content) for e in item.mutation.entries), elapsed, self.name,
+                        None, item.replaced,
                     )  # fmt: skip
             if self.ingest.metrics is not None:
                 latency = self.ingest.metrics.protocol["udp"].latency

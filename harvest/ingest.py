@@ -98,7 +98,7 @@ def binary_parser_format(group: Group) -> str | None:
     return fmt if isinstance(fmt, str) and fmt else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Accepted:
     """An upload that passed every check, ready to be stored.
 
@@ -113,6 +113,9 @@ class Accepted:
     transport: Transport
     #: Injected delay before storing (a ``delay`` fault), in ms.
     delay_ms: int = 0
+    #: Once stored: how many existing entries its writes replaced (same resource and
+    #: millisecond, spec A1), for the metrics and the request log.
+    replaced: int = 0
 
     @property
     def entries(self) -> int:
@@ -282,7 +285,7 @@ class IngestService:
             # together overlap even with a store that does not yield, which is what the rate
             # ceiling counts (spec B9).
             await asyncio.sleep(delay / 1000)
-            await self._store.apply([a.mutation for a in accepted])
+            replaced = await self._store.apply([a.mutation for a in accepted])
         except BaseException:
             for item in accepted:  # not stored: those writes do not count
                 self._quotas.release(item.sim.operator_id, item.reservation)
@@ -290,6 +293,8 @@ class IngestService:
         finally:
             for item in accepted:  # answered either way: no longer in flight
                 self._quotas.finish(item.sim.imsi)
+        for item, count in zip(accepted, replaced, strict=True):
+            item.replaced = count
         if self.metrics is not None:
             self._count_stored(self.metrics, accepted)
         for imsi in {a.sim.imsi for a in accepted if a.sim.status is not SimStatus.ACTIVE}:
@@ -298,7 +303,10 @@ class IngestService:
     def _count_stored(self, metrics: Metrics, accepted: Sequence[Accepted]) -> None:
         for item in accepted:
             count = item.entries
-            metrics.protocol[item.transport.value].stored.inc(count)
+            series = metrics.protocol[item.transport.value]
+            series.stored.inc(count)
+            if item.replaced:
+                series.replaced.inc(item.replaced)
             metrics.stored_bytes.inc(sum(len(e.content) for e in item.mutation.entries))
             reservation = item.reservation
             if reservation.included:

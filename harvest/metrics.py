@@ -52,6 +52,7 @@ class ProtocolMetrics:
     stored: Any
     payload_size: Any
     latency: Any
+    replaced: Any
 
 
 class Metrics:
@@ -76,6 +77,13 @@ class Metrics:
             "harvest_device_writes_refused_total",
             "Device writes refused, by protocol and reason (the error code).",
             ["protocol", "reason"],
+            registry=r,
+        )
+        self.entries_replaced = Counter(
+            "harvest_entries_replaced_total",
+            "Stored entries replaced by a later write at the same key (resource and millisecond,"
+            " the real service's rule), by protocol.",
+            ["protocol"],
             registry=r,
         )
         self.stored_bytes = Counter(
@@ -145,6 +153,7 @@ class Metrics:
                 self.writes_stored.labels(name),
                 self.payload_size.labels(name),
                 self.write_latency.labels(name),
+                self.entries_replaced.labels(name),
             )
             for name in ("http", "tcp", "udp")
         }

@@ -38,6 +38,9 @@ class RequestRecord:
     #: Why a device write was refused (its error code), also when no reply was sent (status
     #: 0: a SIM without a data session, a drop fault); ``None`` otherwise.
     reason: str | None = None
+    #: Entries this write replaced: a second write of the resource at the same millisecond
+    #: (the real service keeps the last one, spec A1).
+    replaced: int = 0
 
     def view(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,19 +58,20 @@ class RequestLog:
 
     def record(
         self, protocol: str, peer: str, imsi: str | None, status: int, size: int,
-        latency_s: float, target: str, reason: str | None = None,
+        latency_s: float, target: str, reason: str | None = None, replaced: int = 0,
     ) -> None:  # fmt: skip
         entry = RequestRecord(
             self._clock.now_ms(), protocol, peer, imsi, status, size,
-            round(latency_s * 1000, 3), target, reason,
+            round(latency_s * 1000, 3), target, reason, replaced,
         )  # fmt: skip
         self._ring.append(entry)
         if self._format == "json":
             log.info(json.dumps(entry.view(), separators=(",", ":")))
         elif self._format == "plain":
             log.info(
-                "%s %s %s %s %dB %.1fms %s%s", protocol, peer, imsi or "-", status, size,
+                "%s %s %s %s %dB %.1fms %s%s%s", protocol, peer, imsi or "-", status, size,
                 entry.latencyMs, target, "" if reason is None else f" {reason}",
+                f" replaced={replaced}" if replaced else "",
             )  # fmt: skip
 
     def query(

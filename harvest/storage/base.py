@@ -82,6 +82,12 @@ class PutEntries:
     usage: tuple[Usage, ...] = ()
 
 
+#: What :meth:`Store.apply` answers: for each mutation, in order, how many entries it wrote at
+#: the key of an entry that already existed, replacing it (a second write of a resource at the
+#: same millisecond, spec A1); 0 for a mutation that writes no entries.
+Replaced = tuple[int, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class RecordUsage:
     """Add to the ledger without storing entries (reads, Harvest-enabled days)."""
@@ -274,8 +280,9 @@ class Store(Protocol):
 
     async def load_state(self) -> StateSnapshot: ...
 
-    async def apply(self, mutations: Sequence[Mutation]) -> None:
-        """Apply ``mutations`` atomically; durable once this returns."""
+    async def apply(self, mutations: Sequence[Mutation]) -> Replaced:
+        """Apply ``mutations`` atomically; durable once this returns. For each mutation, how
+        many stored entries its writes replaced (:data:`Replaced`)."""
 
     async def query_entries(self, query: EntryQuery) -> list[DataEntry]:
         """At most ``query.limit`` entries, in the query's order."""

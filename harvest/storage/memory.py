@@ -26,6 +26,7 @@ from harvest.storage.base import (
     PutEntries,
     PutResource,
     RecordUsage,
+    Replaced,
     SnapshotReader,
     StateSnapshot,
     StoreStats,
@@ -46,10 +47,13 @@ class _Series:
     last_modified: int = 0
     attribute_names: set[str] = field(default_factory=set)
 
-    def put(self, entry: DataEntry) -> None:
-        if entry.time not in self.by_time:
+    def put(self, entry: DataEntry) -> bool:
+        """Store ``entry``; whether it replaced one at the same time."""
+        replaced = entry.time in self.by_time
+        if not replaced:
             bisect.insort(self.times, entry.time)
         self.by_time[entry.time] = entry
+        return replaced
 
     def delete(self, time: int) -> None:
         if self.by_time.pop(time, None) is not None:
@@ -130,11 +134,11 @@ class MemoryStore:
     async def load_state(self) -> StateSnapshot:
         return self._state.snapshot()
 
-    async def apply(self, mutations: Sequence[Mutation]) -> None:
+    async def apply(self, mutations: Sequence[Mutation]) -> Replaced:
         # Nothing here awaits, so the whole sequence is applied atomically on the loop.
-        for mutation in mutations:
-            self._apply(mutation)
+        replaced = tuple(self._apply(mutation) for mutation in mutations)
         self._applied += len(mutations)
+        return replaced
 
     def _add_usage(self, usage: tuple[Usage, ...]) -> None:
         for row in usage:
@@ -144,7 +148,9 @@ class MemoryStore:
             else:
                 self._usage[key] = self._usage.get(key, 0) + row.count
 
-    def _apply(self, mutation: Mutation) -> None:
+    def _apply(self, mutation: Mutation) -> int:
+        """Apply one mutation; the entries it replaced."""
+        replaced = 0
         if self._state.apply(mutation):
             if isinstance(mutation, DeleteEverything):
                 self._clear_data()
@@ -152,7 +158,7 @@ class MemoryStore:
             for entry in mutation.entries:
                 key = (entry.operator_id, entry.resource_type, entry.resource_id)
                 series = self._series.setdefault(key, _Series())
-                series.put(entry)
+                replaced += series.put(entry)
                 series.last_modified = max(series.last_modified, mutation.written_ms)
                 series.attribute_names.update(entry.attribute_names())
             self._add_usage(mutation.usage)
@@ -186,6 +192,7 @@ class MemoryStore:
             series.attribute_names = set(meta.attribute_names)
         else:  # pragma: no cover - the union is exhaustive
             raise TypeError(f"unknown mutation {mutation!r}")
+        return replaced
 
     async def query_entries(self, query: EntryQuery) -> list[DataEntry]:
         series = self._series.get((query.operator_id, query.resource_type, query.resource_id))

@@ -46,6 +46,7 @@ from harvest.storage.base import (
     PutSim,
     PutToken,
     RecordUsage,
+    Replaced,
     SnapshotReader,
     StateSnapshot,
     StoreStats,
@@ -114,7 +115,17 @@ DELETE FROM ledger WHERE kind IN ('read', 'read_bytes') AND NOT EXISTS (
 """,
 }
 
-_PUT_ENTRY = "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)"
+# An entry is keyed by (resource, time): a later write at the key replaces it (spec A1). The
+# update calls harvest_replaced(), a function of the store's, only for the rows it replaces,
+# with the row's place in the transaction (the 8th parameter): how the store tells each writer
+# what it replaced, at no cost to the writes that replace nothing.
+_PUT_ENTRY = """
+INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (operator_id, resource_type, resource_id, time) DO UPDATE SET
+    content_type = harvest_replaced(?, excluded.content_type),
+    content = excluded.content,
+    category = excluded.category
+"""
 # attributeNames accumulate: the union of the stored names and the batch's names.
 _PUT_RESOURCE = """
 INSERT INTO resources VALUES (?, ?, ?, ?, ?)
@@ -153,7 +164,7 @@ class StoreError(RuntimeError):
 @dataclass(slots=True)
 class _Waiter:
     mutations: Sequence[Mutation]
-    future: asyncio.Future[None]
+    future: asyncio.Future[Replaced]
 
 
 class _Plan:
@@ -173,6 +184,9 @@ class _Plan:
         self.invalidates = False
         self.touched: dict[tuple[str, str, str], set[str]] = {}
         self._entries: list[tuple[Any, ...]] = []
+        #: For each entry row of the transaction, in order, the mutation that wrote it.
+        self.entry_owner: list[int] = []
+        self._added = 0
         self._resources: dict[tuple[str, str, str], tuple[int, set[str]]] = {}
         self._usage: dict[tuple[str, str, str, str], int] = {}
 
@@ -210,11 +224,15 @@ class _Plan:
                 self._usage[key] = self._usage.get(key, 0) + row.count
 
     def add(self, mutation: Mutation) -> None:
+        position = self._added
+        self._added += 1
         if isinstance(mutation, PutEntries):
             for entry in mutation.entries:
                 key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
+                row = len(self.entry_owner)
+                self.entry_owner.append(position)
                 self._entries.append(
-                    (*key, entry.time, entry.content_type, entry.content, entry.category)
+                    (*key, entry.time, entry.content_type, entry.content, entry.category, row)
                 )
                 modified, names = self._resources.get(key, (0, set()))
                 names.update(entry.attribute_names())
@@ -314,13 +332,16 @@ def _commit_on_writer_thread(
     db: sqlite3.Connection,
     mutations: Sequence[Mutation],
     known: dict[tuple[str, str, str], frozenset[str]],
-) -> None:
+    replaced: list[int],
+) -> Replaced:
     """Run on aiosqlite's thread: build the plan and commit it, or roll back. ``known`` (the
-    attribute names stored per resource) is updated only once the commit succeeded."""
+    attribute names stored per resource) is updated only once the commit succeeded;
+    ``replaced`` is where ``harvest_replaced()`` notes the entry rows that replaced one."""
     plan = _Plan(known)
     for mutation in mutations:
         plan.add(mutation)
     steps = plan.finish()
+    replaced.clear()
     db.execute("BEGIN IMMEDIATE")
     try:
         for sql, rows in steps:
@@ -334,6 +355,10 @@ def _commit_on_writer_thread(
     else:
         for key, names in plan.touched.items():
             known[key] = known.get(key, frozenset()) | names
+    counts = [0] * len(mutations)
+    for row in replaced:
+        counts[plan.entry_owner[row]] += 1
+    return tuple(counts)
 
 
 async def _read_state(db: aiosqlite.Connection) -> StateSnapshot:
@@ -411,6 +436,8 @@ class SqliteStore:
         self._task: asyncio.Task[None] | None = None
         #: Attribute names stored per resource, touched only on the writer thread.
         self._known_names: dict[tuple[str, str, str], frozenset[str]] = {}
+        #: Entry rows of the transaction being committed that replaced one (writer thread only).
+        self._replaced: list[int] = []
         #: Told (mutations, seconds) after each committed transaction (metrics).
         self.on_batch: Callable[[int, float], None] | None = None
         self._batches = 0
@@ -426,11 +453,17 @@ class SqliteStore:
         except BaseException:
             await writer.close()
             raise
+        await writer.create_function("harvest_replaced", 2, self._note_replaced)
         self._writer = writer
         self._reader = await aiosqlite.connect(self._path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout = 5000")
         await self._reader.execute("PRAGMA query_only = 1")
         self._task = asyncio.create_task(self._commit_loop(), name="sqlite-group-commit")
+
+    def _note_replaced(self, row: int, kept: str) -> str:
+        """``harvest_replaced()`` in :data:`_PUT_ENTRY`: note the row, keep the value."""
+        self._replaced.append(row)
+        return kept
 
     async def _prepare(self, db: aiosqlite.Connection) -> None:
         try:
@@ -472,12 +505,12 @@ class SqliteStore:
         self._reader = self._writer = None
 
     # --- writes -------------------------------------------------------------------------------
-    async def apply(self, mutations: Sequence[Mutation]) -> None:
+    async def apply(self, mutations: Sequence[Mutation]) -> Replaced:
         if self._task is None or self._task.done():
             raise StoreError("the store is closed")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Replaced] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Waiter(mutations, future))
-        await future
+        return await future
 
     async def _commit_loop(self) -> None:
         stopping = False
@@ -503,7 +536,7 @@ class SqliteStore:
 
     async def _commit_batch(self, batch: list[_Waiter]) -> None:
         try:
-            await self._transaction([m for waiter in batch for m in waiter.mutations])
+            replaced = await self._transaction([m for waiter in batch for m in waiter.mutations])
         except Exception as error:
             if len(batch) == 1:
                 self._settle(batch[0], error)
@@ -514,25 +547,28 @@ class SqliteStore:
             )
             for waiter in batch:
                 try:
-                    await self._transaction(waiter.mutations)
+                    alone = await self._transaction(waiter.mutations)
                 except Exception as single_error:
                     self._settle(waiter, single_error)
                 else:
-                    self._settle(waiter, None)
+                    self._settle(waiter, alone)
             return
+        start = 0
         for waiter in batch:
-            self._settle(waiter, None)
+            end = start + len(waiter.mutations)
+            self._settle(waiter, replaced[start:end])
+            start = end
 
     @staticmethod
-    def _settle(waiter: _Waiter, error: Exception | None) -> None:
+    def _settle(waiter: _Waiter, outcome: Replaced | Exception) -> None:
         if waiter.future.done():  # the caller was cancelled; the data is committed anyway
             return
-        if error is None:
-            waiter.future.set_result(None)
+        if isinstance(outcome, Exception):
+            waiter.future.set_exception(outcome)
         else:
-            waiter.future.set_exception(error)
+            waiter.future.set_result(outcome)
 
-    async def _transaction(self, mutations: Sequence[Mutation]) -> None:
+    async def _transaction(self, mutations: Sequence[Mutation]) -> Replaced:
         """Plan and commit ``mutations`` in one transaction, in one trip to the writer thread.
 
         aiosqlite's public calls each cost a round trip between the event loop and its thread;
@@ -543,14 +579,15 @@ class SqliteStore:
         db = self._writer
         assert db is not None
         started = time.perf_counter()
-        await db._execute(  # type: ignore[no-untyped-call]
-            _commit_on_writer_thread, db._conn, mutations, self._known_names
+        replaced: Replaced = await db._execute(  # type: ignore[no-untyped-call]
+            _commit_on_writer_thread, db._conn, mutations, self._known_names, self._replaced
         )
         if self.on_batch is not None:
             self.on_batch(len(mutations), time.perf_counter() - started)
         self._batches += 1
         self._mutations += len(mutations)
         self._largest_batch = max(self._largest_batch, len(mutations))
+        return replaced
 
     # --- reads --------------------------------------------------------------------------------
     async def _fetch(self, sql: str, params: Sequence[Any]) -> Iterable[Any]:

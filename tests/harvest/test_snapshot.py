@@ -48,6 +48,7 @@ from harvest.storage.base import (
     PutSim,
     PutToken,
     RecordUsage,
+    Replaced,
     SnapshotReader,
     StateSnapshot,
     Usage,
@@ -567,11 +568,11 @@ class FailsOnApply(MemoryStore):
         self.calls = 0
         self.fail_at = fail_at
 
-    async def apply(self, mutations: Sequence[Mutation]) -> None:
+    async def apply(self, mutations: Sequence[Mutation]) -> Replaced:
         self.calls += 1
         if self.calls == self.fail_at:
             raise OSError(errno.ENOSPC, "No space left on device")
-        await super().apply(mutations)
+        return await super().apply(mutations)
 
 
 async def test_a_store_failure_during_an_import_says_what_is_left(tmp_path: Path) -> None:
