@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -203,7 +204,8 @@ _OPERATOR_FIELDS = {"operatorId", "email", "password", "authKeyId", "authKey"}
 
 
 async def create_operator(request: web.Request) -> web.Response:
-    """A second (third, ...) operator with its own credentials, to test isolation."""
+    """A second (third, ...) operator with its own credentials, to test isolation; answered
+    once, with a random password and auth key where none were given."""
     body = await read_json_object(request, required=False)
     unknown = set(body) - _OPERATOR_FIELDS
     if unknown:
@@ -211,7 +213,9 @@ async def create_operator(request: web.Request) -> web.Response:
     operator_id = _optional_str(body, "operatorId")
     if operator_id is not None and not (operator_id.startswith("OP") and len(operator_id) > 2):
         raise _invalid("operatorId must start with OP.")
-    password = _optional_str(body, "password") or "emulator"
+    # No shared default: a password nobody chose is random, and this answer is the only place
+    # it is ever shown (issue 9, item 8).
+    password = _optional_str(body, "password") or secrets.token_urlsafe(16)
     operator, key_id, key = await request.config_dict[REGISTRY].create_operator(
         operator_id=operator_id,
         email=_optional_str(body, "email"),

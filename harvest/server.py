@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from typing import TextIO
 from aiohttp import web
 
 from harvest.app import create_app
-from harvest.context import LISTENERS, REGISTRY
+from harvest.context import LISTENERS, REGISTRY, SETTINGS
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def _url(address: object) -> str:
 
 
 def banner(app: web.Application, settings: Settings) -> str:
+    """What the emulator serves, where, and the credentials to use it."""
     registry = app[REGISTRY]
     addresses = app[LISTENERS].addresses
     http = addresses.get("http", [])
@@ -49,6 +51,12 @@ def banner(app: web.Application, settings: Settings) -> str:
         lines.append(f"  operator         {operator.operator_id}")
         lines.append(f"    auth key       {settings.auth_key_id} / {settings.auth_key}")
         lines.append(f"    root login     {settings.email} / {settings.password}")
+    if settings.control_token and settings.exposed:
+        lines.append(f"  control token    {settings.control_token}")
+        lines.append(
+            "    (/_emulator needs the header X-Emulator-Token: <token>; the listeners are"
+            " reachable off loopback)"
+        )
     sim = registry.find_sim(settings.operator_id, settings.default_imsi)
     if sim is not None:
         lines.append(f"  default SIM      {sim.imsi} ({sim.status}) at {sim.session_address}")
@@ -62,9 +70,12 @@ def banner(app: web.Application, settings: Settings) -> str:
 @contextlib.asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[tuple[web.Application, int]]:
     """Build the app, start it (its cleanup contexts bind the raw listeners) and bind the HTTP
-    edge on every host; yield the app and the HTTP port actually bound. On exit the emulator
+    edge on every host; yield the app and the HTTP port actually bound. Bound off loopback
+    without a control token, the control plane gets a generated one (:meth:`Settings.secured`;
+    the app's ``SETTINGS`` hold it). On exit the emulator
     reports itself draining, then stops within a bound: no new connections, in-flight writes
     finished, pending commits flushed."""
+    settings = settings.secured(lambda: secrets.token_urlsafe(24))
     app = create_app(settings)
     runner = web.AppRunner(
         app,
@@ -97,7 +108,7 @@ async def run(
         # that showed in the page-read p99 (tests/bench) and the per-write cost.
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 20, 20)
-        print(banner(app, settings), file=out, flush=True)
+        print(banner(app, app[SETTINGS]), file=out, flush=True)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -15,7 +15,7 @@ import dataclasses
 import ipaddress
 import tomllib
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -172,6 +172,30 @@ class Settings:
             ipaddress.ip_address(self.default_session_address)
         except ValueError:
             raise SettingsError("default_session_address must be an IP address") from None
+
+    @property
+    def exposed(self) -> bool:
+        """Whether a listener binds an address other hosts can reach: anything but loopback
+        addresses and ``localhost`` (``0.0.0.0`` and ``::`` are every address)."""
+        for host in self.hosts:
+            if host.lower() == "localhost":
+                continue
+            try:
+                if ipaddress.ip_address(host).is_loopback:
+                    continue
+            except ValueError:
+                pass  # a host name: assume it is reachable
+            return True
+        return False
+
+    def secured(self, token: Callable[[], str]) -> Settings:
+        """These settings, safe to serve: bound off loopback with the control plane on and no
+        ``control_token``, the control plane gets the token ``token()`` makes (as Jupyter
+        does): reset, snapshots with credentials and SIM provisioning must not be open to the
+        network (docs/security.md)."""
+        if self.control and not self.control_token and self.exposed:
+            return dataclasses.replace(self, control_token=token())
+        return self
 
     @property
     def hosts(self) -> tuple[str, ...]:

@@ -176,13 +176,18 @@ async def test_create_operator_gives_working_credentials(emulator: Emulator) -> 
     api = await emulator.api(created["authKeyId"], created["authKey"])
     assert api.operator_id == "OP0000000042"
     assert (await api.get("/v1/subscribers")).json == []
-    login = await emulator.api_client().call(
-        "POST",
-        "/v1/auth",
-        json_body={"email": created["email"], "password": "emulator"},
-        authenticated=False,
-    )
-    assert login.status == 200
+    client = emulator.api_client()
+    for password, status in ((created["password"], 200), ("emulator", 401)):
+        login = await client.call(
+            "POST",
+            "/v1/auth",
+            json_body={"email": created["email"], "password": password},
+            authenticated=False,
+        )
+        assert login.status == status  # the password is random, never a shared default
+    assert len(created["password"]) >= 16
+    _, other = await emulator.control("POST", "/operators", {})
+    assert other["password"] != created["password"]
     assert (await emulator.control("POST", "/operators", {"operatorId": "OP0000000042"}))[0] == 409
 
 
