@@ -114,6 +114,8 @@ async def write_data(request: web.Request) -> web.Response:
     Every write goes to the request log with its status; a ``drop`` fault, or a SIM the
     network gives no data session (spec B12), gets the connection closed without an answer.
     """
+    if hung_up(request):  # before anything is read or checked: the network carries nothing
+        return web.Response(status=UNSENT)
     started = time.perf_counter()
     ingest = request.config_dict[INGEST]
     peer = request.remote or ""
@@ -129,7 +131,7 @@ async def write_data(request: web.Request) -> web.Response:
         status, reason = 0, dropped.code
         if request.transport is not None:
             request.transport.close()
-        return web.Response(status=503)  # never sent: the connection is gone
+        return web.Response(status=UNSENT)  # the connection is gone
     finally:
         if imsi is None:
             sim = ingest.sim_of(Upload(Transport.HTTP, peer, b""))
@@ -194,9 +196,34 @@ def refusal(request: web.Request, error: HarvestError) -> web.Response:
     return error_response(error)
 
 
+def hung_up(request: web.Request) -> bool:
+    """Whether a device request came from a SIM without a data session, which the network
+    would not have carried (spec B12): then the connection is closed without an answer, and
+    the request log and the metrics say why. Writes are screened by the ingest itself."""
+    ingest = request.config_dict[INGEST]
+    peer = request.remote or ""
+    if ingest.screen(Upload(Transport.HTTP, peer, b"")):
+        return False
+    if request.transport is not None:
+        request.transport.close()
+    sim = ingest.sim_of(Upload(Transport.HTTP, peer, b""))
+    refusal = None if sim is None else ingest.session_refusal(sim)
+    request.config_dict[REQUEST_LOG].record(
+        "http", peer, None if sim is None else sim.imsi, 0, request.content_length or 0, 0.0,
+        request.path, None if refusal is None else refusal.code,
+    )  # fmt: skip
+    return True
+
+
+#: The answer to a request whose connection :func:`hung_up`: never sent.
+UNSENT = 503
+
+
 async def files_not_emulated(request: web.Request) -> web.Response:
     """Any request to ``harvest-files.soracom.io``: a clear ``501`` until Harvest Files is
     emulated; it never becomes a Harvest Data entry."""
+    if hung_up(request):
+        return web.Response(status=UNSENT)
     raise HarvestError(
         errors.FILES_NOT_EMULATED,
         f"{request.method} {request.path} on harvest-files.soracom.io: Harvest Files is not"
@@ -205,6 +232,9 @@ async def files_not_emulated(request: web.Request) -> web.Response:
 
 
 async def wrong_method(request: web.Request) -> web.Response:
+    """Anything but ``POST`` on a device path: ``405`` with ``Allow: POST``."""
+    if hung_up(request):
+        return web.Response(status=UNSENT)
     return refusal(
         request,
         HarvestError(

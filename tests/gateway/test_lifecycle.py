@@ -145,3 +145,24 @@ async def test_data_in_ready_or_standby_makes_the_sim_active(
     assert await send(emulator, "udp", sim["sessionAddress"]) == b"201"
     api = await emulator.api()
     assert (await api.get(f"/v1/subscribers/{sim['imsi']}")).json["status"] == "active"
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        pytest.param("GET", {}, id="another-method"),
+        pytest.param("POST", {"X-Soracom-Timestamp": "abc"}, id="bad-timestamp"),
+        pytest.param("PUT", {"Host": "harvest-files.soracom.io"}, id="files-host"),
+    ],
+)
+async def test_nothing_a_sessionless_sim_sends_gets_an_answer(
+    emulator: Emulator, method: str, headers: dict[str, str]
+) -> None:
+    """Found by the device fuzzer: before any other check answered (405, 400, 501), the
+    network would not have carried the request at all."""
+    sim = await sessionless_sim(emulator, "suspended")
+    device = emulator.device(sim["sessionAddress"])
+    assert await device.send('{"x":1}', method=method, headers=headers) == (NO_REPLY, b"")
+    _, logged = await emulator.control("GET", f"/requests?imsi={sim['imsi']}")
+    # (aiohttp's client retries an idempotent request once when the server hangs up)
+    assert {(r["status"], r["reason"]) for r in logged} == {(0, "HEM4007")}

@@ -23,6 +23,10 @@ class Process:
     banner: list[str]
     #: What the emulator printed after the banner (its request log), the last lines only.
     output: deque[str] = field(default_factory=lambda: deque(maxlen=2000))
+    #: Every line it printed at level ERROR or with a traceback, over the whole run (the first
+    #: 100 of them) and how many there were.
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
 
     def drain(self) -> None:
         """Keep reading the emulator's output in the background: a pipe nobody reads fills up
@@ -31,7 +35,12 @@ class Process:
         def pump() -> None:
             assert self.popen.stdout is not None
             for line in self.popen.stdout:
-                self.output.append(line.rstrip("\n"))
+                line = line.rstrip("\n")
+                self.output.append(line)
+                if " ERROR " in line or "Traceback" in line:
+                    self.error_count += 1
+                    if len(self.errors) < 100:
+                        self.errors.append(line)
 
         threading.Thread(target=pump, name="emulator-output", daemon=True).start()
 
