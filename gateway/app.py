@@ -21,7 +21,7 @@ from gateway.tcp import TcpServer
 from gateway.udp import UdpEndpoint
 from harvest.context import INGEST, LISTENERS, SETTINGS
 from harvest.domain import Transport
-from harvest.requestlog import REQUEST_LOG
+from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                     unified=name == "unified",
                     requests=app[REQUEST_LOG],
                     unified_created=settings.unified_harvest_status,
+                    throttle=app[LOG_THROTTLE],
                 )
                 await loop.create_datagram_endpoint(
                     functools.partial(_same, endpoint), local_addr=(host, port)

@@ -1,14 +1,24 @@
 """Logs that stay useful (issue 9, item 6): nothing a client does makes the emulator's own
 output grow without bound, and what was held back is counted in the log.
+
+The reproducer: the request log grew ~104 bytes a write with no cap (37 MB in a 3-minute soak at
+2,000 writes/s); every unparseable HTTP request wrote a traceback (tests/gateway/test_lockout.py
+has that one).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
 import logging
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from harvest.app import create_app
 from harvest.logcaps import (
     MAX_TRACKED_SOURCES,
     OTHER_SOURCES,
@@ -18,8 +28,13 @@ from harvest.logcaps import (
     clip,
 )
 from harvest.netguard import ConnectionLimits, source_of
+from harvest.requestlog import REQUEST_LOG
+from harvest.settings import Settings, SettingsError
+from tests.conftest import AiohttpClient, Emulator
+from tests.gateway.test_raw_listeners import UdpClient, port
 
 LOG = logging.getLogger("tests.log_caps")
+COUNTED = re.compile(r": (\d+) more in the last")
 
 
 class FakeTime:
@@ -178,3 +193,113 @@ def test_an_existing_file_counts_towards_the_cap(tmp_path: Path) -> None:
     log_file.close()
     assert path.read_text() == "new\n"
     assert disk_use(path) == 904
+
+
+def test_the_file_cap_has_a_floor() -> None:
+    with pytest.raises(SettingsError, match="request_log_file_bytes"):
+        Settings(request_log_file_bytes=1000)
+
+
+async def udp_flood(
+    emulator: Emulator, count: int, *, every: int = 250, check: Callable[[], None] | None = None
+) -> None:
+    """``count`` datagrams from the default SIM, ``every`` at a time, each batch answered
+    before the next (and ``check`` run after it)."""
+    loop = asyncio.get_running_loop()
+    transport, client = await loop.create_datagram_endpoint(
+        UdpClient, local_addr=("127.0.0.1", 0), remote_addr=("127.0.0.1", port(emulator))
+    )
+    try:
+        for start in range(0, count, every):
+            batch = min(every, count - start)
+            for n in range(batch):
+                transport.sendto(f'{{"n":{start + n}}}'.encode())
+            for _ in range(batch):
+                await asyncio.wait_for(client.replies.get(), 10)
+            if check is not None:
+                check()
+    finally:
+        transport.close()
+
+
+CAP = 64 * 1024
+
+
+@pytest.mark.slow
+@pytest.mark.settings(memory=True, rate_limits=False, request_log_file_bytes=CAP)
+async def test_a_request_log_soak_stays_within_its_disk_cap(
+    aiohttp_client: AiohttpClient, settings: Settings, tmp_path: Path
+) -> None:
+    """The issue's soak, shortened: 12,000 writes (~104 bytes of log each: 1.2 MB unbounded)
+    leave at most ``request_log_file_bytes`` on disk, checked after every 250; the newest
+    lines are kept, at least half the cap of them."""
+    log_file = tmp_path / "logs" / "requests.log"
+    settings = dataclasses.replace(settings, request_log_file=str(log_file))
+    emulator = Emulator(await aiohttp_client(create_app(settings)), settings)
+    peak = 0
+
+    def within_cap() -> None:
+        nonlocal peak
+        peak = max(peak, disk_use(log_file))
+        assert peak <= CAP
+
+    await udp_flood(emulator, 12_000, check=within_cap)
+    assert CAP // 2 <= disk_use(log_file) <= CAP
+    lines = log_file.read_text().splitlines()
+    assert lines[-1].startswith("udp 127.0.0.1 001010000000001 201 ")
+    earlier = log_file.with_name("requests.log.1").read_text().splitlines()
+    assert (len(earlier) + len(lines)) * 110 > CAP // 2
+    assert emulator.app[REQUEST_LOG].query(limit=1)[0].protocol == "udp"  # the ring still works
+    print(f"12,000 writes: at most {peak} bytes on disk (cap {CAP})")
+
+
+@pytest.mark.settings(memory=True, rate_limits=False, request_log_rate=50)
+async def test_request_log_lines_to_the_log_are_capped_and_counted(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="harvest.requests")
+    started = asyncio.get_running_loop().time()
+    await udp_flood(emulator, 2000)
+    elapsed = asyncio.get_running_loop().time() - started
+    requests = emulator.app[REQUEST_LOG]
+    requests.summarize()
+    lines = [r.getMessage() for r in caplog.records if r.name == "harvest.requests"]
+    shown = [line for line in lines if line.startswith("udp ")]
+    assert len(shown) <= 50 + 50 * elapsed + 1
+    assert lines[-1].startswith(f"request log: {2000 - len(shown)} lines not shown")
+    assert requests.hidden == 2000 - len(shown)
+
+
+@pytest.mark.settings(memory=True, request_log="json")
+async def test_json_lines_still_parse(emulator: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="harvest.requests")
+    await udp_flood(emulator, 1, every=1)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "harvest.requests"]
+    assert json.loads(line)["protocol"] == "udp"
+
+
+@pytest.mark.settings(memory=True, log_repeat_interval=0.2)
+async def test_refused_writes_are_one_line_per_source_then_a_count(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write from an address with no SIM is refused and logged with the address (spec B2),
+    but a flood of them is one line and a count, summed up by the periodic flush."""
+    caplog.set_level(logging.INFO, logger="harvest.ingest")
+    loop = asyncio.get_running_loop()
+    transport, client = await loop.create_datagram_endpoint(
+        UdpClient, local_addr=("127.0.0.99", 0), remote_addr=("127.0.0.1", port(emulator))
+    )
+    try:
+        for _ in range(6):  # in batches the socket buffers hold
+            for _ in range(50):
+                transport.sendto(b"x")
+            for _ in range(50):
+                assert await asyncio.wait_for(client.replies.get(), 5) == b"403"
+    finally:
+        transport.close()
+    await asyncio.sleep(0.6)  # the flush runs every log_repeat_interval
+    lines = [m for m in messages(caplog) if "127.0.0.99" in m]
+    assert lines[0].startswith("refused udp write from 127.0.0.99: HEM")
+    counted = sum(int(m.group(1)) for line in lines if (m := COUNTED.search(line)))
+    assert len(lines) - sum(1 for line in lines if COUNTED.search(line)) + counted == 300
+    assert len(lines) <= 4
