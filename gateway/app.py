@@ -72,8 +72,11 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
             tcp = TcpServer(
                 handler,
                 idle_timeout=settings.tcp_idle_timeout,
+                first_byte_timeout=settings.first_byte_timeout,
                 max_connections=settings.tcp_max_connections,
+                max_per_source=settings.tcp_max_connections_per_source,
                 name=f"{name}-tcp",
+                throttle=app[LOG_THROTTLE],
                 screen=handler.admits,
             )
             for host in settings.hosts:

@@ -48,6 +48,15 @@ class Settings:
     unified_port: int = _setting(23080, "raw TCP and UDP Unified Endpoint port (0 = free)")
     tcp_idle_timeout: float = _setting(65.0, "raw TCP: close a connection idle this long (s)")
     tcp_max_connections: int = _setting(1024, "raw TCP: most open connections per listener")
+    # Connection limits and timeouts below: why each default, in docs/security.md. A device
+    # keeps one connection; the per-source caps leave room for reconnects and pools, and are
+    # far enough below the totals that one address cannot lock the others out (issue 9).
+    tcp_max_connections_per_source: int = _setting(
+        64, "raw TCP: most open connections from one address (an IPv6 /64) per listener"
+    )
+    first_byte_timeout: float = _setting(
+        20.0, "raw TCP: close a connection that sends nothing this long (s)"
+    )
     udp_max_in_flight: int = _setting(20000, "raw UDP: most datagrams being stored at once")
     beam_psk: str = _setting("", "Beam pre-shared key; set, X-Soracom-IMSI writes must be signed")
     beam_max_skew_ms: int = _setting(0, "Beam: largest signature timestamp skew in ms (0 = any)")
@@ -131,12 +140,14 @@ class Settings:
         for name in (
             "keepalive_timeout",
             "tcp_idle_timeout",
+            "first_byte_timeout",
             "log_repeat_interval",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
         for name in (
             "tcp_max_connections",
+            "tcp_max_connections_per_source",
             "udp_max_in_flight",
             "request_log_rate",
         ):
