@@ -54,8 +54,12 @@ class Settings:
     tcp_max_connections_per_source: int = _setting(
         64, "raw TCP: most open connections from one address (an IPv6 /64) per listener"
     )
+    http_max_connections: int = _setting(1024, "HTTP edge: most open connections")
+    http_max_connections_per_source: int = _setting(
+        256, "HTTP edge: most open connections from one address (an IPv6 /64)"
+    )
     first_byte_timeout: float = _setting(
-        20.0, "raw TCP: close a connection that sends nothing this long (s)"
+        20.0, "raw TCP and HTTP edge: close a connection that sends nothing this long (s)"
     )
     udp_max_in_flight: int = _setting(20000, "raw UDP: most datagrams being stored at once")
     beam_psk: str = _setting("", "Beam pre-shared key; set, X-Soracom-IMSI writes must be signed")
@@ -148,6 +152,8 @@ class Settings:
         for name in (
             "tcp_max_connections",
             "tcp_max_connections_per_source",
+            "http_max_connections",
+            "http_max_connections_per_source",
             "udp_max_in_flight",
             "request_log_rate",
         ):
