@@ -64,7 +64,7 @@ class LogThrottle:
         self._clock = clock
         self._windows: dict[tuple[str, str], _Window] = {}
         self._sources: dict[str, int] = {}  # tracked sources per kind
-        #: Events only counted since start (tests, and a reader of metrics).
+        #: Events only counted since start (the tests read it).
         self.suppressed = 0
 
     def log(

@@ -79,7 +79,7 @@ class RequestLog:
         self._path = file
         self._file_bytes = file_bytes
         self._file: RotatingLineFile | None = None
-        #: Lines held back from the logger since start (tests, and a reader of metrics).
+        #: Lines held back from the logger since start (the tests read it).
         self.hidden = 0
 
     def open(self) -> None:
