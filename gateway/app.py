@@ -21,7 +21,7 @@ from gateway.tcp import TcpServer
 from gateway.udp import UdpEndpoint
 from harvest.context import INGEST, LISTENERS, SETTINGS
 from harvest.domain import Transport
-from harvest.requestlog import REQUEST_LOG
+from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,11 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
             tcp = TcpServer(
                 handler,
                 idle_timeout=settings.tcp_idle_timeout,
+                first_byte_timeout=settings.first_byte_timeout,
                 max_connections=settings.tcp_max_connections,
+                max_per_source=settings.tcp_max_connections_per_source,
                 name=f"{name}-tcp",
+                throttle=app[LOG_THROTTLE],
                 screen=handler.admits,
             )
             for host in settings.hosts:
@@ -91,6 +94,7 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                     unified=name == "unified",
                     requests=app[REQUEST_LOG],
                     unified_created=settings.unified_harvest_status,
+                    throttle=app[LOG_THROTTLE],
                 )
                 await loop.create_datagram_endpoint(
                     functools.partial(_same, endpoint), local_addr=(host, port)

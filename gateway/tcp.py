@@ -3,8 +3,12 @@
 A message is what one read delivers, up to the size limit; the device waits for the reply before
 sending the next one, as real firmware does (spec B3). Each connection handles one message at a
 time: reading pauses until the reply is written, so a fast sender cannot queue unbounded work.
-Connections have an idle timeout and a cap on their number; a client that exceeds either, or
-sends an oversized message, is cut off and logged, and can never stall the others.
+
+No client can lock the others out (docs/security.md): connections are capped in total and per
+source address (:class:`~harvest.netguard.ConnectionLimits`; one past either cap gets ``503``
+and is closed); one that sends nothing is closed after the first-byte timeout, one that falls
+silent between messages after the idle timeout; an oversized message cuts the connection. The
+lines about each are throttled per source (:class:`~harvest.logcaps.LogThrottle`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 
 from gateway.raw import BUSY, RawReply
+from harvest.logcaps import LogThrottle
+from harvest.netguard import ConnectionLimits, source_of
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +28,7 @@ Handler = Callable[[bytes, str], Awaitable[RawReply]]
 
 
 class TcpServer:
-    """The connections of one TCP listener, and their bounded shutdown."""
+    """The connections of one TCP listener, their limits, and their bounded shutdown."""
 
     def __init__(
         self,
@@ -31,20 +37,39 @@ class TcpServer:
         idle_timeout: float,
         max_connections: int,
         name: str,
+        throttle: LogThrottle,
+        max_per_source: int | None = None,
+        first_byte_timeout: float | None = None,
         screen: Callable[[str], bool] | None = None,
     ) -> None:
         """``screen(peer)`` says whether a new connection may proceed; one it refuses is
-        closed at once, with no reply (a SIM without a data session, spec B12)."""
+        closed at once, with no reply (a SIM without a data session, spec B12). A connection
+        that has sent nothing is closed after ``first_byte_timeout`` or ``idle_timeout``,
+        whichever is shorter; after its first byte, after ``idle_timeout`` without one.
+        ``max_per_source`` defaults to ``max_connections`` (no per-source cap)."""
         self.handler = handler
         self.screen = screen
         self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
+        self.first_byte_timeout = min(first_byte_timeout or idle_timeout, idle_timeout)
         self.name = name
+        self.throttle = throttle
+        self.limits = ConnectionLimits(
+            name,
+            total=max_connections,
+            per_source=max_per_source or max_connections,
+            throttle=throttle,
+            log=log,
+        )
         self.connections: set[TcpConnection] = set()
-        self.refused = 0
 
     def protocol(self) -> TcpConnection:
         return TcpConnection(self)
+
+    def note(self, kind: str, peer: str, message: str, *args: object) -> None:
+        """An INFO line about ``peer``, throttled per source."""
+        self.throttle.log(
+            log, logging.INFO, f"{self.name}: {kind}", source_of(peer), message, *args
+        )
 
     async def close(self, drain_s: float) -> None:
         """Stop every connection; in-flight messages get ``drain_s`` seconds to be stored."""
@@ -64,6 +89,8 @@ class TcpConnection(asyncio.Protocol):
         self.peer = ""
         self.task: asyncio.Task[None] | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._source: str | None = None  # set while it holds a slot of the limits
+        self._heard = False  # sent a byte yet
         self._closing = False
         self._writable = True
         self._backlog: list[bytes] = []
@@ -78,25 +105,20 @@ class TcpConnection(asyncio.Protocol):
             self._closing = True
             self.transport.abort()
             return
-        if len(self.server.connections) >= self.server.max_connections:
-            self.server.refused += 1
-            log.warning(
-                "%s: refused a connection from %s: %d connections are open (the cap)",
-                self.server.name,
-                self.peer,
-                len(self.server.connections),
-            )
+        self._source = self.server.limits.admit(self.peer)
+        if self._source is None:
             self.transport.write(BUSY)
             self.transport.close()
             self._closing = True
             return
         self.server.connections.add(self)
-        self._arm_idle_timer()
+        self._arm_idle_timer(self.server.first_byte_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        self._arm_idle_timer()
+        self._heard = True
+        self._arm_idle_timer(self.server.idle_timeout)
         if self.task is not None:
             # Sent before our reply (the device should wait): handle it next, in order.
             self._backlog.append(data)
@@ -108,6 +130,9 @@ class TcpConnection(asyncio.Protocol):
         if self._idle is not None:
             self._idle.cancel()
         self.server.connections.discard(self)
+        if self._source is not None:
+            self.server.limits.release(self._source)
+            self._source = None
 
     def pause_writing(self) -> None:
         # The peer is not reading its replies: stop reading its messages until it does.
@@ -135,7 +160,14 @@ class TcpConnection(asyncio.Protocol):
             return  # the peer left; the message was still stored if it was valid
         self.transport.write(reply.payload)
         if reply.hang_up:
-            log.info("%s: cut off %s after reply %s", self.server.name, self.peer, reply.payload)
+            self.server.note(
+                "cut off connections",
+                self.peer,
+                "%s: cut off %s after reply %s",
+                self.server.name,
+                self.peer,
+                reply.payload,
+            )
             self._closing = True
             self.transport.close()
             return
@@ -144,18 +176,33 @@ class TcpConnection(asyncio.Protocol):
         elif self._writable:
             self.transport.resume_reading()
 
-    def _arm_idle_timer(self) -> None:
+    def _arm_idle_timer(self, timeout: float) -> None:
         if self._idle is not None:
             self._idle.cancel()
-        self._idle = asyncio.get_running_loop().call_later(self.server.idle_timeout, self._idle_out)
+        self._idle = asyncio.get_running_loop().call_later(timeout, self._idle_out)
 
     def _idle_out(self) -> None:
         if self.task is not None:  # still storing: give it a fresh period
-            self._arm_idle_timer()
+            self._arm_idle_timer(self.server.idle_timeout)
             return
-        log.info(
-            "%s: closing %s, idle for %.0f s", self.server.name, self.peer, self.server.idle_timeout
-        )
+        if self._heard:
+            self.server.note(
+                "closed idle connections",
+                self.peer,
+                "%s: closing %s, idle for %.0f s",
+                self.server.name,
+                self.peer,
+                self.server.idle_timeout,
+            )
+        else:
+            self.server.note(
+                "closed silent connections",
+                self.peer,
+                "%s: closing %s, which sent nothing in %g s",
+                self.server.name,
+                self.peer,
+                self.server.first_byte_timeout,
+            )
         self.abort()
 
     def abort(self) -> None:

@@ -18,6 +18,7 @@ from gateway.raw import BUSY, FAILED, RawReply, Replies, upload
 from harvest.domain import Transport, Upload
 from harvest.errors import Dropped, HarvestError
 from harvest.ingest import Accepted, IngestService
+from harvest.logcaps import LogThrottle
 from harvest.requestlog import RequestLog
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         unified: bool = False,
         requests: RequestLog | None = None,
         unified_created: int = 201,
+        throttle: LogThrottle | None = None,
     ) -> None:
+        """``throttle`` keeps the saturation warning to one line per interval, with a count."""
         self.ingest = ingest
+        self.throttle = throttle
         self.requests = requests
         self.replies = Replies(ingest, unified=unified, unified_created=unified_created)
         self.max_in_flight = max_in_flight
@@ -60,10 +64,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             return
         if self.in_flight + len(self._pending) >= self.max_in_flight:
             self.dropped += 1
-            if self.dropped % 1000 == 1:
-                log.warning(
-                    "%s: saturated, dropping datagrams (%d so far)", self.name, self.dropped
-                )
+            if self.throttle is not None:
+                self.throttle.log(
+                    log, logging.WARNING, f"{self.name}: dropped datagrams", "all sources",
+                    "%s: saturated, dropping datagrams (%d so far)", self.name, self.dropped,
+                )  # fmt: skip
             self._send(RawReply(BUSY), addr)
             return
         self._pending.append((data, addr))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from gateway.app import setup_gateway
@@ -10,8 +12,9 @@ from harvest.clock import EmulatorClock
 from harvest.context import API_APP, CLOCK, LISTENERS, SETTINGS, Listeners, services_context
 from harvest.control import control_app
 from harvest.faults import FAULTS, Faults, fault_middleware
+from harvest.logcaps import LogThrottle
 from harvest.metrics import METRICS, Metrics, api_metrics_middleware, get_metrics
-from harvest.requestlog import REQUEST_LOG, RequestLog
+from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG, RequestLog, log_caps_context
 from harvest.settings import Settings
 from harvest.web import Handler, error_middleware
 from quotas.app import setup_quotas
@@ -180,7 +183,16 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[CLOCK] = clock = EmulatorClock()
     app[FAULTS] = Faults(clock)
-    app[REQUEST_LOG] = RequestLog(clock, settings.request_log_size, settings.request_log)
+    app[REQUEST_LOG] = RequestLog(
+        clock,
+        settings.request_log_size,
+        settings.request_log,
+        lines_per_second=settings.request_log_rate,
+        file=Path(settings.request_log_file) if settings.request_log_file else None,
+        file_bytes=settings.request_log_file_bytes,
+    )
+    app[LOG_THROTTLE] = LogThrottle(settings.log_repeat_interval)
+    app.cleanup_ctx.append(log_caps_context)  # first: it must close after every listener
     app[LISTENERS] = Listeners()
     setup_harvest(app, settings)
     setup_quotas(app, settings)

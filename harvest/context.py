@@ -19,6 +19,7 @@ from harvest.faults import FAULTS
 from harvest.ingest import IngestService
 from harvest.metrics import METRICS, StateCollector
 from harvest.registry import Provisioning, Registry
+from harvest.requestlog import LOG_THROTTLE
 from harvest.settings import Settings
 from harvest.storage import MemoryStore, SqliteStore, Store
 from quotas.bundle import QuotaPolicy
@@ -148,6 +149,7 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
             max_payload_bytes=settings.max_payload_bytes,
             drop_sessionless=settings.sessionless_sims == "drop",
             strict_json=settings.invalid_json == "refuse",
+            throttle=app[LOG_THROTTLE],
         )
         yield
     finally:

@@ -33,7 +33,9 @@ from harvest.domain import (
 from harvest.errorlog import ErrorLog
 from harvest.errors import Dropped, HarvestError
 from harvest.faults import NO_FAULT, Faults
+from harvest.logcaps import LogThrottle
 from harvest.metrics import Metrics
+from harvest.netguard import source_of
 from harvest.options import HarvestOptions, OptionError, apply_options, options_from_config
 from harvest.registry import Registry
 from harvest.storage.base import PutEntries, Store, Usage, UsageKind
@@ -144,10 +146,13 @@ class IngestService:
         faults: Faults | None = None,
         drop_sessionless: bool = True,
         strict_json: bool = True,
+        throttle: LogThrottle | None = None,
     ) -> None:
         """``drop_sessionless``: a SIM without a data session gets no reply (the network's
         behaviour, spec B12), or, ``False``, an explicit ``403``. ``strict_json``: a body sent
-        as JSON that does not parse is refused, or, ``False``, stored as sent."""
+        as JSON that does not parse is refused, or, ``False``, stored as sent. ``throttle``
+        keeps the line about refused writes to one per source per interval, with a count."""
+        self._throttle = throttle
         self.drop_sessionless = drop_sessionless
         self.strict_json = strict_json
         self._faults = faults
@@ -230,7 +235,7 @@ class IngestService:
             self.metrics.writes_refused.labels(upload.transport.value, reason).inc()
         if error is None:
             return
-        log.info(
+        line = (
             "refused %s write from %s: %s %s%s",
             upload.transport,
             upload.peer,
@@ -238,6 +243,11 @@ class IngestService:
             error.message,
             "" if answered else " (no reply: the SIM has no data session)",
         )
+        if self._throttle is None:
+            log.info(*line)
+        else:
+            kind = f"refused {upload.transport} writes"
+            self._throttle.log(log, logging.INFO, kind, source_of(upload.peer), *line)
         sim = self.sim_of(upload)
         if sim is not None:  # with no SIM there is no operator to show it to
             self._error_log.record(

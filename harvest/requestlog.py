@@ -3,14 +3,24 @@
 Each device write and management API call is recorded with its protocol, SIM (when known),
 status, size and latency. The line goes to the ``harvest.requests`` logger as plain text or
 JSON (setting ``request_log``; ``off`` keeps only the in-memory ring, which tests query).
+
+Nothing here grows without bound (docs/security.md, "Log caps"): the ring keeps the last
+``request_log_size`` records; lines to the logger are capped at ``request_log_rate`` a second,
+the others counted and summed up; with ``request_log_file`` every line goes to that file
+instead, which rotates so that it and its predecessor stay within ``request_log_file_bytes``.
+The cleanup context here opens that file and logs the counts of what was held back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +28,7 @@ from aiohttp import web
 from harvest import errors
 from harvest.clock import Clock
 from harvest.errors import HarvestError
+from harvest.logcaps import LineBudget, LogThrottle, RotatingLineFile
 from harvest.web import json_response
 
 log = logging.getLogger("harvest.requests")
@@ -47,14 +58,61 @@ class RequestRecord:
 
 
 class RequestLog:
-    """A ring of the last ``capacity`` requests, and the log line of each."""
+    """A ring of the last ``capacity`` requests, and the log line of each: to the
+    ``harvest.requests`` logger, at most ``lines_per_second`` (the rest counted, see
+    :meth:`summarize`), or, once :meth:`open` has opened it, every one to ``file`` (see
+    :class:`~harvest.logcaps.RotatingLineFile`, capped at ``file_bytes``)."""
 
-    def __init__(self, clock: Clock, capacity: int, line_format: str) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        capacity: int,
+        line_format: str,
+        *,
+        lines_per_second: float,
+        file: Path | None,
+        file_bytes: int,
+    ) -> None:
         if line_format not in FORMATS:
             raise ValueError(f"request log format must be one of {FORMATS}")
         self._clock = clock
         self._ring: deque[RequestRecord] = deque(maxlen=capacity)
         self._format = line_format
+        self._budget = LineBudget(lines_per_second)
+        self._path = file
+        self._file_bytes = file_bytes
+        self._file: RotatingLineFile | None = None
+        #: Lines held back from the logger since start (the tests read it).
+        self.hidden = 0
+
+    def open(self) -> None:
+        """Open the file, if there is one; lines before this go to the logger."""
+        if self._path is not None and self._file is None:
+            self._file = RotatingLineFile(self._path, self._file_bytes)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def summarize(self) -> None:
+        """Log how many lines the rate cap held back since the last call, if any."""
+        hidden = self._budget.take_hidden()
+        if hidden:
+            self.hidden += hidden
+            log.info(
+                "request log: %d lines not shown (more than %g a second); the last %d requests"
+                " are in GET /_emulator/requests",
+                hidden,
+                self._budget.rate,
+                self._ring.maxlen,
+            )
+
+    def _emit(self, line: str) -> None:
+        if self._file is not None:
+            self._file.write(line)
+        elif self._budget.allows():
+            log.info("%s", line)
 
     def record(
         self, protocol: str, peer: str, imsi: str | None, status: int, size: int,
@@ -66,13 +124,13 @@ class RequestLog:
         )  # fmt: skip
         self._ring.append(entry)
         if self._format == "json":
-            log.info(json.dumps(entry.view(), separators=(",", ":")))
+            self._emit(json.dumps(entry.view(), separators=(",", ":")))
         elif self._format == "plain":
-            log.info(
-                "%s %s %s %s %dB %.1fms %s%s%s", protocol, peer, imsi or "-", status, size,
-                entry.latencyMs, target, "" if reason is None else f" {reason}",
-                f" replaced={replaced}" if replaced else "",
-            )  # fmt: skip
+            self._emit(
+                f"{protocol} {peer} {imsi or '-'} {status} {size}B {entry.latencyMs:.1f}ms"
+                f" {target}{'' if reason is None else ' ' + reason}"
+                f"{f' replaced={replaced}' if replaced else ''}"
+            )
 
     def query(
         self, *, imsi: str | None = None, protocol: str | None = None, limit: int = 100
@@ -93,6 +151,37 @@ class RequestLog:
 
 
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
+#: The one throttle of the lines about abuse (refused connections, malformed requests, refused
+#: writes): one per kind per source per ``log_repeat_interval``.
+LOG_THROTTLE = web.AppKey("log_throttle", LogThrottle)
+
+
+async def log_caps_context(app: web.Application) -> AsyncIterator[None]:
+    """Open the request log's file (setting ``request_log_file``), and log what the caps held
+    back once per throttle interval (``log_repeat_interval``); at the end, log what is left and
+    close the file.
+
+    It is the first cleanup context, so it closes last: the listeners' last lines still count.
+    """
+    requests, throttle = app[REQUEST_LOG], app[LOG_THROTTLE]
+    requests.open()
+
+    async def summarize() -> None:
+        while True:
+            await asyncio.sleep(throttle.interval)
+            throttle.flush()
+            requests.summarize()
+
+    task = asyncio.get_running_loop().create_task(summarize())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        throttle.flush(everything=True)
+        requests.summarize()
+        requests.close()
 
 
 async def get_requests(request: web.Request) -> web.Response:

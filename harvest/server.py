@@ -1,4 +1,5 @@
-"""Running the application: the HTTP edge site, the start-up banner and a bounded shutdown."""
+"""Running the application: the HTTP edge's listeners, the start-up banner and a bounded
+shutdown."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from typing import TextIO
 
 from aiohttp import web
 
+from harvest import edge
 from harvest.app import create_app
 from harvest.context import LISTENERS, REGISTRY, SETTINGS
+from harvest.requestlog import LOG_THROTTLE
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,45 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 10.0
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_THRESHOLD = 50_000
+#: File descriptors needed besides the capped connections: listening and UDP sockets, SQLite's
+#: files, the event loop's own, the request log file, a test's clients in the same process.
+RESERVED_FILES = 256
+
+
+def open_files_needed(settings: Settings) -> int:
+    """Descriptors the connection caps can take: the HTTP edge's, each raw TCP listener's
+    (Harvest and Unified Endpoint), and :data:`RESERVED_FILES`."""
+    return settings.http_max_connections + 2 * settings.tcp_max_connections + RESERVED_FILES
+
+
+def ensure_open_files(needed: int) -> int | None:
+    """Raise the soft ``RLIMIT_NOFILE`` towards ``needed``, never past the hard limit and never
+    lower (Go's runtime raises it at every start for the same reason); the soft limit now in
+    force, ``None`` where there is no such limit.
+
+    Past the soft limit the kernel refuses to accept connections before the caps can answer
+    ``503``, for every client alike: the lock-out the caps are there to prevent. Where the hard
+    limit is too low, a WARNING says which figure to lower.
+    """
+    if sys.platform == "win32":
+        return None
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    unlimited = resource.RLIM_INFINITY
+    if soft != unlimited and soft < needed:
+        target = needed if hard == unlimited else min(needed, hard)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft != unlimited and soft < needed:
+        log.warning(
+            "only %d open files are allowed (hard limit) but the connection caps need %d:"
+            " lower http_max_connections or tcp_max_connections, or raise the limit",
+            soft,
+            needed,
+        )
+    return None if soft == unlimited else soft
 
 
 def _url(address: object) -> str:
@@ -74,28 +116,29 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[web.Application, in
     without a control token, the control plane gets a generated one (:meth:`Settings.secured`;
     the app's ``SETTINGS`` hold it). On exit the emulator
     reports itself draining, then stops within a bound: no new connections, in-flight writes
-    finished, pending commits flushed."""
+    finished, pending commits flushed.
+
+    The edge listens through :mod:`harvest.edge` (connection limits, first-byte timeout,
+    malformed requests in one line); the open-file limit is raised to what the caps need."""
+    ensure_open_files(open_files_needed(settings))
     settings = settings.secured(lambda: secrets.token_urlsafe(24))
     app = create_app(settings)
-    runner = web.AppRunner(
-        app,
-        keepalive_timeout=settings.keepalive_timeout,
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-    )
+    app[edge.EDGE_GUARD] = guard = edge.EdgeGuard(settings, app[LOG_THROTTLE])
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
+    servers: list[asyncio.Server] = []
     try:
-        port = settings.port
-        for host in settings.hosts:
-            site = web.TCPSite(runner, host, port, reuse_address=True)
-            await site.start()
-            port = port or runner.addresses[-1][1]
-        app[LISTENERS].up("http", [_url(a) for a in runner.addresses])
-        yield app, port
+        servers = await edge.listen(runner, settings.hosts, settings.port, guard)
+        addresses = [sock.getsockname() for server in servers for sock in server.sockets]
+        app[LISTENERS].up("http", [_url(a) for a in addresses])
+        yield app, addresses[0][1]
         app[LISTENERS].draining = True
     finally:
+        for server in servers:
+            server.close()
         await runner.cleanup()
+        for server in servers:
+            await server.wait_closed()
 
 
 async def run(

@@ -21,6 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from harvest.logcaps import MIN_REQUEST_LOG_FILE_BYTES
+
 ENV_PREFIX = "HARVEST_"
 CONFIG_ENV = "HARVEST_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -46,6 +48,19 @@ class Settings:
     unified_port: int = _setting(23080, "raw TCP and UDP Unified Endpoint port (0 = free)")
     tcp_idle_timeout: float = _setting(65.0, "raw TCP: close a connection idle this long (s)")
     tcp_max_connections: int = _setting(1024, "raw TCP: most open connections per listener")
+    # Connection limits and timeouts below: why each default, in docs/security.md. A device
+    # keeps one connection; the per-source caps leave room for reconnects and pools, and are
+    # far enough below the totals that one address cannot lock the others out (issue 9).
+    tcp_max_connections_per_source: int = _setting(
+        64, "raw TCP: most open connections from one address (an IPv6 /64) per listener"
+    )
+    http_max_connections: int = _setting(1024, "HTTP edge: most open connections")
+    http_max_connections_per_source: int = _setting(
+        256, "HTTP edge: most open connections from one address (an IPv6 /64)"
+    )
+    first_byte_timeout: float = _setting(
+        20.0, "raw TCP and HTTP edge: close a connection that sends nothing this long (s)"
+    )
     udp_max_in_flight: int = _setting(20000, "raw UDP: most datagrams being stored at once")
     beam_psk: str = _setting("", "Beam pre-shared key; set, X-Soracom-IMSI writes must be signed")
     beam_max_skew_ms: int = _setting(0, "Beam: largest signature timestamp skew in ms (0 = any)")
@@ -91,6 +106,18 @@ class Settings:
     metrics_per_sim_cap: int = _setting(1000, "most SIMs that get their own metric series")
     request_log: str = _setting("plain", "one line per request: off, plain or json")
     request_log_size: int = _setting(1000, "requests kept for GET /_emulator/requests")
+    request_log_rate: int = _setting(
+        100, "most request log lines a second to the log (the others are counted)"
+    )
+    request_log_file: str = _setting(
+        "", "write every request log line to this file instead of the log (empty = the log)"
+    )
+    request_log_file_bytes: int = _setting(
+        64 * 1024 * 1024, "most bytes the request log file and its one rotated file take"
+    )
+    log_repeat_interval: float = _setting(
+        10.0, "seconds between two lines about the same kind of abuse from one source"
+    )
     data_dir: Path = _setting(Path(".harvest"), "directory of the SQLite database")
     memory: bool = _setting(False, "keep everything in memory; nothing touches the disk")
     max_payload_bytes: int = _setting(1024, "largest device write in bytes; 413 above (spec A2)")
@@ -114,10 +141,22 @@ class Settings:
                 raise SettingsError(f"{name} must be a port from 0 to 65535, not {value}")
         if not 1 <= self.max_payload_bytes <= 16 * 1024 * 1024:
             raise SettingsError("max_payload_bytes must be from 1 to 16777216")
-        for name in ("keepalive_timeout", "tcp_idle_timeout"):
+        for name in (
+            "keepalive_timeout",
+            "tcp_idle_timeout",
+            "first_byte_timeout",
+            "log_repeat_interval",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
-        for name in ("tcp_max_connections", "udp_max_in_flight"):
+        for name in (
+            "tcp_max_connections",
+            "tcp_max_connections_per_source",
+            "http_max_connections",
+            "http_max_connections_per_source",
+            "udp_max_in_flight",
+            "request_log_rate",
+        ):
             if not 1 <= getattr(self, name) <= 1_000_000:
                 raise SettingsError(f"{name} must be from 1 to 1000000")
         if not self.hosts:
@@ -126,6 +165,10 @@ class Settings:
             raise SettingsError("request_log must be off, plain or json")
         if not 1 <= self.request_log_size <= 1_000_000:
             raise SettingsError("request_log_size must be from 1 to 1000000")
+        if not MIN_REQUEST_LOG_FILE_BYTES <= self.request_log_file_bytes <= 2**40:
+            raise SettingsError(
+                f"request_log_file_bytes must be from {MIN_REQUEST_LOG_FILE_BYTES} to {2**40}"
+            )
         if self.rate_limit_counting not in ("concurrent", "every"):
             raise SettingsError("rate_limit_counting must be concurrent or every")
         if self.sessionless_sims not in ("drop", "refuse"):
