@@ -5,7 +5,8 @@ Every input comes from one ``random.Random(seed)``, so a run is reproducible. In
 firmware sends with what a broken or hostile device sends: valid and invalid JSON, nesting as
 deep as the size limit allows, lone surrogates, binary, empty and oversized bodies, odd content
 types, timestamps that are negative, huge or not numbers, device host names, odd paths, other
-methods; from SIMs in every state and from addresses with no SIM. What must hold:
+methods, and bytes on the HTTP port that are not HTTP; from SIMs in every state and from
+addresses with no SIM. What must hold:
 
 - no answer is a 5xx (over TCP and UDP: no reply starting with ``5``);
 - a SIM without a data session never gets an answer (spec B12);
@@ -299,6 +300,50 @@ async def send_tcp(
             await writer.wait_closed()
 
 
+RAW_REQUESTS = (
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello on the plain port
+    b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+    b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nx\r\n0\r\n\r\n",
+    b"POST / HTTP/9.9\r\n\r\n",
+    b"\r\n\r\n\r\n",
+    b"GET " + b"/a" * 5000 + b" HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n",
+    b"POST / HTTP/1.1\r\nHost: harvest.soracom.io\r\nContent-Length: 3\r\n\r\n{}}",
+)
+
+
+async def send_raw_http(
+    rng: random.Random, target: Target, sim: dict[str, str] | None, source: str, report: Report
+) -> None:
+    """Bytes that are not (quite) HTTP on the edge port: a 4xx or a closed connection, never a
+    5xx or a traceback."""
+    host, _, port = target.base_url.removeprefix("http://").rpartition(":")
+    message = rng.choice(RAW_REQUESTS)
+    if rng.random() < 0.3:
+        message = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port), local_addr=(source, 0))
+    except OSError as error:
+        report.fail(f"raw http: cannot connect from {source}: {error}")
+        return
+    try:
+        writer.write(message)
+        writer.write_eof()
+        reply = await asyncio.wait_for(reader.read(64), 10)
+    except (ConnectionError, TimeoutError):
+        reply = b""
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    status = reply[9:12].decode("ascii", "replace") if reply.startswith(b"HTTP/") else "closed"
+    report.statuses[f"raw-http {status}"] += 1
+    if status.startswith("5"):
+        report.fail(f"raw http {message[:40]!r}: {reply[:60]!r}")
+
+
 async def fuzz(target: Target, count: int, seed: int, sims: int = 14) -> Report:
     """Send ``count`` random device inputs from a fleet of ``sims`` SIMs (and unknown
     addresses); then check the emulator's counters and read every SIM's data back."""
@@ -312,11 +357,13 @@ async def fuzz(target: Target, count: int, seed: int, sims: int = 14) -> Report:
         for _ in range(min(32, count - report.inputs)):
             sim = rng.choice(fleet) if rng.random() < 0.9 else None
             source = sim["sessionAddress"] if sim is not None else rng.choice(unknown)
-            protocol = rng.choices(["http", "udp", "tcp"], [4, 4, 2])[0]
+            protocol = rng.choices(["http", "udp", "tcp", "raw-http"], [4, 4, 2, 1])[0]
             if protocol != "tcp":
                 report.inputs += 1
                 report.by_protocol[protocol] += 1
-            sender = {"http": send_http, "udp": send_udp, "tcp": send_tcp}[protocol]
+            sender = {
+                "http": send_http, "udp": send_udp, "tcp": send_tcp, "raw-http": send_raw_http,
+            }[protocol]  # fmt: skip
             batch.append(sender(random.Random(rng.random()), target, sim, source, report))
         await asyncio.gather(*batch)
     await check_store(target, fleet, report)
