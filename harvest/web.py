@@ -124,7 +124,11 @@ def valid_text(value: J, what: str = "The body") -> J:
 
 
 async def read_json(request: web.Request, *, required: bool = True) -> Any:
-    """The request's JSON body, or 400 with what is wrong; ``None`` when empty and optional."""
+    """The request's JSON body, or 400 with what is wrong; ``None`` when empty and optional.
+
+    ``required`` is what SORACOM's OpenAPI document says of the operation's ``requestBody``:
+    where it is ``required: true`` a call without a body is refused, not read as ``{}``.
+    """
     raw = await request.read()
     if not raw.strip():
         if required:
@@ -140,9 +144,11 @@ async def read_json(request: web.Request, *, required: bool = True) -> Any:
 
 
 async def read_json_object(request: web.Request, *, required: bool = True) -> dict[str, Any]:
-    body = await read_json(request, required=required)
-    if body is None:
+    """The request's body as a JSON object (``{}`` when absent and optional); a ``null`` body
+    is not an object, so it is refused like any other."""
+    if not required and not (await request.read()).strip():
         return {}
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise HarvestError(errors.INVALID_BODY, "The body must be a JSON object.")
     return body

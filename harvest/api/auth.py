@@ -149,9 +149,10 @@ async def get_operator(request: web.Request) -> web.Response:
 
 
 async def generate_auth_token(request: web.Request) -> web.Response:
-    """``POST /operators/{id}/token``: a new token for the same API key."""
+    """``POST /operators/{id}/token``: a new token for the same API key. The body is required
+    (OpenAPI ``generateAuthToken``); ``{}`` takes the default lifetime."""
     operator_id = own_operator(request)
-    body = await read_json_object(request, required=False)
+    body = await read_json_object(request)
     token = await request.config_dict[REGISTRY].issue_token(
         operator_id, _timeout(body), api_key=request[TOKEN].api_key
     )

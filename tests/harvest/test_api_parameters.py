@@ -1,9 +1,9 @@
 """Every ``/v1`` query parameter is checked the same way before anything runs (issue 9, item 2):
 given once, never empty, and a number within what the code after it can represent. A bad one is
-``400 HEM1001`` naming it.
+``400 HEM1001`` naming it. A body is required exactly where the document requires one.
 
-The operations and their parameters come from SORACOM's OpenAPI document, so a parameter the
-document declares cannot escape the rule.
+The operations, their parameters and their bodies come from SORACOM's OpenAPI document, so
+nothing the document declares can escape the rules.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ async def concrete(api: ApiClient, template: str) -> str:
         "resource_id": DEFAULT_IMSI,
         "category": "weather",
         "device_id": "d-1",
+        "namespace": "SoracomAir",
     }
     return "/v1" + template.format_map(values)
 
@@ -165,3 +166,54 @@ def test_no_handler_reads_the_query_but_through_the_parameter_helpers() -> None:
         if path.name != "params.py" and "request.query" in path.read_text(encoding="utf-8")
     ]
     assert readers == []
+
+
+# --- bodies ----------------------------------------------------------------------------------
+def body_operations() -> list[tuple[str, str, str, bool]]:
+    """(operationId, method, path template, body required) for every served operation that
+    sends a body (POST and PUT), as the document declares its ``requestBody``."""
+    serving = served()
+    found = []
+    for path, item in openapi.spec_dict()["paths"].items():
+        for method, operation in item.items():
+            if (
+                method not in ("post", "put")
+                or (method.upper(), "/v1" + shape(path)) not in serving
+            ):
+                continue
+            required = bool(operation.get("requestBody", {}).get("required", False))
+            found.append((operation["operationId"], method.upper(), path, required))
+    return found
+
+
+BODY_OPERATIONS = body_operations()
+
+
+def test_the_document_requires_the_bodies_of_these_operations() -> None:
+    assert {name for name, _, _, required in BODY_OPERATIONS if required} == {
+        "auth",
+        "generateAuthToken",
+        "addOperatorContract",
+        "createGroup",
+        "setGroup",
+        "putConfigurationParameters",
+    }
+    assert {name for name, _, _, required in BODY_OPERATIONS if not required} == {
+        "logout",
+        "unsetGroup",
+    }
+
+
+@pytest.mark.parametrize(
+    ("operation", "method", "template", "required"),
+    [pytest.param(*op, id=op[0]) for op in BODY_OPERATIONS],
+)
+async def test_a_body_is_required_where_the_document_requires_one(
+    emulator: Emulator, operation: str, method: str, template: str, required: bool
+) -> None:
+    api = await emulator.api()
+    reply = await api.call(method, await concrete(api, template))
+    if required:
+        expect_error(reply, errors.INVALID_BODY, "needs a JSON body")
+    else:
+        assert 200 <= reply.status < 300, (operation, reply.status, reply.raw)
