@@ -153,10 +153,21 @@ async def _entries_page(request: web.Request, resource: Resource | None) -> web.
 
 
 def note_read(request: web.Request, resource: Resource, rows: list[DataEntry]) -> None:
-    """Meter a read of a SIM's data (free, but in the ledger and the exported-bytes stat)."""
-    if resource.stored_type is ResourceType.SUBSCRIBER:
-        size = sum(len(entry.content.encode()) for entry in rows)
-        request.config_dict[QUOTAS].note_read(request[TOKEN].operator_id, resource.stored_id, size)
+    """Meter a read of a SIM's data (free, but in the ledger and the exported-bytes stat).
+
+    Only a read of one of the caller's own SIMs is metered: a ``Subscriber`` id that names no
+    SIM (any string will do in the path) would otherwise put a usage in the ledger for a SIM
+    that does not exist, and one that spells another SIM's ``simId`` would give that SIM two
+    usages on one day, which no bill can be made from.
+    """
+    operator_id = request[TOKEN].operator_id
+    imsi = resource.stored_id
+    if resource.stored_type is not ResourceType.SUBSCRIBER:
+        return
+    if request.config_dict[REGISTRY].find_sim(operator_id, imsi) is None:
+        return
+    size = sum(len(entry.content.encode()) for entry in rows)
+    request.config_dict[QUOTAS].note_read(operator_id, imsi, size)
 
 
 async def get_data_entries(request: web.Request) -> web.Response:

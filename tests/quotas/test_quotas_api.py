@@ -361,6 +361,40 @@ async def test_bad_stats_queries_are_400(emulator: Emulator, params: dict[str, A
     assert (await api.get(f"/v1/stats/harvest/subscribers/{IMSI}", **params)).status == 400
 
 
+BILL_VIEWS = [
+    "/v1/bills/latest",
+    "/v1/bills/summaries/bill_items",
+    "/v1/bills/summaries/sims",
+    "/v1/bills/202611",
+]
+
+
+async def test_reads_of_what_is_no_sim_of_the_caller_are_not_metered(emulator: Emulator) -> None:
+    # Found by the OpenAPI fuzz run: a read of /data/Subscriber/{id} was metered whatever the
+    # id named. Spelling the default SIM's simId there gave that SIM a second usage on the day
+    # (keyed by the "IMSI" that is its simId), and every bill of the month was then a 500.
+    await freeze(emulator, "2026-11-10T12:00:00")
+    await emulator.device().send('{"a":1}')
+    api = await emulator.api()
+    sim_id = (await api.get(f"/v1/subscribers/{IMSI}")).json["simId"]
+    other = await emulator.new_operator()
+    for reader in (api, other):
+        for resource_id in (sim_id, "999999999999999", IMSI):
+            assert (await reader.get(f"/v1/data/Subscriber/{resource_id}")).status == 200
+    for path in BILL_VIEWS:
+        assert (await api.get(path)).status == 200, path
+        assert (await other.get(path)).status in (200, 404), path
+    [month] = (await api.get("/v1/bills/summaries/sims")).json
+    assert [line["simId"] for line in month["costBreakdownList"]] == [sim_id]
+    stats = await api.get(
+        f"/v1/stats/harvest/subscribers/{IMSI}",
+        **{"from": ms("2026-11-10T00:00:00") // 1000, "to": ms("2026-11-10T00:00:00") // 1000},
+        period="day",
+    )
+    # the caller's own read of its SIM is the one read counted
+    assert stats.json[0]["harvestStatsMap"]["read"] == {"count": 1}
+
+
 #: 9999-12-31T23:59:59Z, the last second a calendar day can hold; one more is year 10000.
 LAST_SECOND = 253_402_300_799
 
