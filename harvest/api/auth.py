@@ -173,7 +173,9 @@ async def add_operator_contract(request: web.Request) -> web.Response:
         raise HarvestError(
             errors.INVALID_BODY, f"contractName must be one of {', '.join(CONTRACT_NAMES)}."
         )
-    detail = body.get("contractDetail") or {}
+    # Absent is no detail; anything else must be the object the document declares (a falsy
+    # [], 0, "" or null once passed as {}).
+    detail = body.get("contractDetail", {})
     if not isinstance(detail, dict):
         raise HarvestError(errors.INVALID_BODY, "contractDetail must be an object.")
     if name == "harvest" and (
