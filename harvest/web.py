@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 from aiohttp import web
 
@@ -96,17 +97,52 @@ def operation_of(request: web.Request) -> str:
     return name or UNMATCHED
 
 
-def valid_text(value: J, what: str = "The body") -> J:
-    """``value`` (parsed JSON) unchanged, or 400 if any string or key in it is not text.
+#: How many arrays and objects deep a body may nest. No SORACOM body comes near it (a group's
+#: configuration is three levels); far below it are the depths at which writing the value out
+#: again fails (Python's JSON encoder near 1,000 levels, msgpack snapshots at 512).
+MAX_BODY_DEPTH: Final = 100
+#: The integers a body may hold: signed 64-bit, as SORACOM's API takes them and as every store
+#: and snapshot of the emulator can write them.
+_INT64: Final = range(-(2**63), 2**63)
+
+
+def _refuse(message: str) -> NoReturn:
+    raise HarvestError(errors.INVALID_BODY, message)
+
+
+def _parse_int(text: str) -> int:
+    value = int(text)
+    if value not in _INT64:
+        _refuse("The body holds an integer outside the signed 64-bit range.")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        _refuse(f"The body holds the number {text[:40]}, too large for a double.")
+    return value
+
+
+def _parse_constant(name: str) -> NoReturn:
+    _refuse(f"The body holds {name}, which is not JSON.")
+
+
+def valid_json(value: J, what: str = "The body") -> J:
+    """``value`` (parsed JSON) unchanged, or 400 if any string or key in it is not text, or it
+    nests deeper than :data:`MAX_BODY_DEPTH`.
 
     JSON may escape a lone UTF-16 surrogate (``"\\ud800"``), which Python parses into a ``str``
     that cannot be encoded again: stored in a group it would make every later answer that
     shows the group fail, and echoed in an error message it would fail that answer. The walk
     is iterative: a body nested as deep as the JSON parser allows must not overflow the stack.
     """
-    pending: list[Any] = [value]
+    # (value, how many arrays and objects hold it)
+    pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
-        item = pending.pop()
+        item, depth = pending.pop()
+        if isinstance(item, dict | list) and depth >= MAX_BODY_DEPTH:
+            _refuse(f"{what} nests deeper than {MAX_BODY_DEPTH} levels.")
         if isinstance(item, str):
             try:
                 item.encode("utf-8")
@@ -116,33 +152,47 @@ def valid_text(value: J, what: str = "The body") -> J:
                     f"{what} holds a lone UTF-16 surrogate, which is not text.",
                 ) from None
         elif isinstance(item, dict):
-            pending.extend(item)
-            pending.extend(item.values())
+            pending.extend((key, depth) for key in item)
+            pending.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
-            pending.extend(item)
+            pending.extend((child, depth + 1) for child in item)
     return value
 
 
 async def read_json(request: web.Request, *, required: bool = True) -> Any:
-    """The request's JSON body, or 400 with what is wrong; ``None`` when empty and optional."""
+    """The request's JSON body, or 400 with what is wrong; ``None`` when empty and optional.
+
+    ``required`` is what SORACOM's OpenAPI document says of the operation's ``requestBody``:
+    where it is ``required: true`` a call without a body is refused, not read as ``{}``.
+    Every value must be one the emulator can store and answer with again: ``NaN`` and
+    ``Infinity`` (which Python's parser takes, though JSON has neither), numbers that overflow a
+    double, integers outside 64 bits and deeper nesting than :data:`MAX_BODY_DEPTH` are 400.
+    """
     raw = await request.read()
     if not raw.strip():
         if required:
             raise HarvestError(errors.INVALID_BODY, "The request needs a JSON body.")
         return None
     try:
-        parsed = json.loads(raw)
+        parsed = json.loads(
+            raw,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+        )
     except (ValueError, UnicodeDecodeError) as error:
         raise HarvestError(errors.INVALID_BODY, f"The body is not valid JSON: {error}") from None
     except RecursionError:
         raise HarvestError(errors.INVALID_BODY, "The body's JSON is nested too deeply.") from None
-    return valid_text(parsed)
+    return valid_json(parsed)
 
 
 async def read_json_object(request: web.Request, *, required: bool = True) -> dict[str, Any]:
-    body = await read_json(request, required=required)
-    if body is None:
+    """The request's body as a JSON object (``{}`` when absent and optional); a ``null`` body
+    is not an object, so it is refused like any other."""
+    if not required and not (await request.read()).strip():
         return {}
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise HarvestError(errors.INVALID_BODY, "The body must be a JSON object.")
     return body

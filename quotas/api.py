@@ -16,12 +16,12 @@ from aiohttp import web
 
 from harvest import errors
 from harvest.api.auth import own_operator
-from harvest.api.params import bad, choice_param, int_param
+from harvest.api.params import DATETIME_MAX_S, bad, int_param, optional_choice, query_value
 from harvest.context import CLOCK, REGISTRY, STORE, TOKEN
 from harvest.errors import HarvestError
 from harvest.storage.base import UsageKind
 from harvest.web import json_response
-from quotas.calendar import FIVE_MINUTES_MS, five_minute_bucket, utc_day
+from quotas.calendar import FIVE_MINUTES_MS, LATEST_MS, five_minute_bucket, utc_day
 from quotas.fees import MonthBill, billing_history_to_wire, month_bill, month_is_closed
 from quotas.housekeeping import HOUSEKEEPING
 from quotas.service import fee_usages, unavailable_days
@@ -31,6 +31,15 @@ HISTORY_MONTHS = 18
 #: Months in the bill summaries (notes real-service.md section 6: four, newest first).
 SUMMARY_MONTHS = 4
 _YEAR_MONTH = re.compile(r"\A(\d{4})(0[1-9]|1[0-2])\Z")
+
+
+def year_month(raw: str, name: str) -> tuple[int, int]:
+    """``YYYYMM`` as (year, month), or 400 naming the parameter; the year is 0001 to 9999, the
+    years a calendar date can have."""
+    found = _YEAR_MONTH.match(raw)
+    if found is None or found.group(1) == "0000":
+        raise bad(f"'{name}' must be a month as YYYYMM (year 0001 to 9999), not {raw!r}.")
+    return int(found.group(1)), int(found.group(2))
 
 
 def _shift(year: int, month: int, back: int) -> tuple[int, int]:
@@ -58,16 +67,8 @@ async def bill(request: web.Request, year: int, month: int) -> MonthBill:
     return month_bill(usages, year, month, closed=closed, unavailable_days=unavailable_days(rows))
 
 
-def _year_month(request: web.Request) -> tuple[int, int]:
-    raw = request.match_info["yyyyMM"]
-    found = _YEAR_MONTH.match(raw)
-    if found is None:
-        raise bad(f"'yyyyMM' must be a month as YYYYMM, not {raw!r}.")
-    return int(found.group(1)), int(found.group(2))
-
-
 async def _bill_of_path(request: web.Request) -> MonthBill:
-    year, month = _year_month(request)
+    year, month = year_month(request.match_info["yyyyMM"], "yyyyMM")
     today = _today(request)
     if (year, month) > (today.year, today.month):
         raise HarvestError(errors.NOT_FOUND, f"No bill for {year:04d}{month:02d} yet.")
@@ -140,15 +141,18 @@ async def get_harvest_stats(request: web.Request) -> web.Response:
     """Write (and, by day or month, read) request counts of one SIM per bucket.
 
     ``from``/``to`` are UNIX seconds and both required; the buckets are whole months or days
-    containing them, or 5-minute buckets. The map keys ``write`` and ``read`` are the
-    emulator's names (SORACOM does not document them).
+    containing them, or 5-minute buckets. Both stop at the last second a calendar date can
+    name (9999-12-31T23:59:59Z), since each becomes a day. The map keys ``write`` and ``read``
+    are the emulator's names (SORACOM does not document them).
     """
     operator_id = request[TOKEN].operator_id
     imsi = request.match_info["imsi"]
     request.config_dict[REGISTRY].sim(operator_id, imsi)  # 404 for an unknown SIM
-    period = choice_param(request, "period", ("month", "day", "minutes"), "")
-    low = int_param(request, "from", minimum=0, maximum=2**40)
-    high = int_param(request, "to", minimum=0, maximum=2**40)
+    period = optional_choice(request, "period", ("month", "day", "minutes"))
+    low = int_param(request, "from", minimum=0, maximum=DATETIME_MAX_S)
+    high = int_param(request, "to", minimum=0, maximum=DATETIME_MAX_S)
+    if period is None:
+        raise bad("'period' is required: one of month, day, minutes.")
     if low is None or high is None:
         raise bad("'from' and 'to' (UNIX seconds) are required.")
     if low > high:
@@ -156,7 +160,8 @@ async def get_harvest_stats(request: web.Request) -> web.Response:
     await _flush(request)
     if period == "minutes":
         first = five_minute_bucket(low * 1000)
-        last = five_minute_bucket(high * 1000 + FIVE_MINUTES_MS - 1)
+        # the bucket that ends at or after ``to``; in the last bucket of year 9999 that is it
+        last = five_minute_bucket(min(high * 1000 + FIVE_MINUTES_MS - 1, LATEST_MS))
         kinds = {UsageKind.WRITE_5MIN: "write"}
     else:
         first, last = utc_day(low * 1000), utc_day(high * 1000)
@@ -182,15 +187,12 @@ async def get_harvest_stats(request: web.Request) -> web.Response:
 async def get_harvest_exported_data_stats(request: web.Request) -> web.Response:
     """Bytes of data read through the API in one month (``year_month`` YYYYMM, default now)."""
     operator_id = own_operator(request)
-    raw = request.query.get("year_month")
+    raw = query_value(request, "year_month")
     today = _today(request)
     if raw is None:
         year, month = today.year, today.month
     else:
-        found = _YEAR_MONTH.match(raw)
-        if found is None:
-            raise bad(f"'year_month' must be YYYYMM, not {raw!r}.")
-        year, month = int(found.group(1)), int(found.group(2))
+        year, month = year_month(raw, "year_month")
     await _flush(request)
     first = f"{year:04d}-{month:02d}-01"
     rows = await request.config_dict[STORE].usage_rows(operator_id, first, first[:8] + "31")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 DAY_MS = 86_400_000
+#: The last UNIX millisecond a calendar date can name (9999-12-31T23:59:59.999Z). Counted in
+#: whole milliseconds: ``datetime.max.timestamp()`` is a float that rounds up into year 10000.
+LATEST_MS = (datetime.max.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+    milliseconds=1
+)
 
 
 def utc_day(ms: int) -> str:

@@ -149,9 +149,10 @@ async def get_operator(request: web.Request) -> web.Response:
 
 
 async def generate_auth_token(request: web.Request) -> web.Response:
-    """``POST /operators/{id}/token``: a new token for the same API key."""
+    """``POST /operators/{id}/token``: a new token for the same API key. The body is required
+    (OpenAPI ``generateAuthToken``); ``{}`` takes the default lifetime."""
     operator_id = own_operator(request)
-    body = await read_json_object(request, required=False)
+    body = await read_json_object(request)
     token = await request.config_dict[REGISTRY].issue_token(
         operator_id, _timeout(body), api_key=request[TOKEN].api_key
     )
@@ -172,7 +173,9 @@ async def add_operator_contract(request: web.Request) -> web.Response:
         raise HarvestError(
             errors.INVALID_BODY, f"contractName must be one of {', '.join(CONTRACT_NAMES)}."
         )
-    detail = body.get("contractDetail") or {}
+    # Absent is no detail; anything else must be the object the document declares (a falsy
+    # [], 0, "" or null once passed as {}).
+    detail = body.get("contractDetail", {})
     if not isinstance(detail, dict):
         raise HarvestError(errors.INVALID_BODY, "contractDetail must be an object.")
     if name == "harvest" and (

@@ -26,6 +26,7 @@ from harvest.api.params import (
     int_path,
     page,
     parse_int,
+    query_value,
 )
 from harvest.context import CLOCK, QUOTAS, REGISTRY, STORE, TOKEN
 from harvest.domain import DataEntry, ResourceType
@@ -104,7 +105,7 @@ def read_window(request: web.Request) -> Window:
         to_ms=now if given_to is None else given_to,
         ascending=sort == "asc",
         limit=limit,
-        after=request.query.get(LAST_EVALUATED_KEY) or None,
+        after=query_value(request, LAST_EVALUATED_KEY),
     )
 
 
@@ -266,8 +267,8 @@ async def list_data_resource_metadata(request: web.Request) -> web.Response:
     )
     assert limit is not None
     after: tuple[str, str] | None = None
-    raw_key = request.query.get(LAST_EVALUATED_KEY)
-    if raw_key:
+    raw_key = query_value(request, LAST_EVALUATED_KEY)
+    if raw_key is not None:
         kind, sep, ident = raw_key.partition("/")
         if not sep:
             raise bad(f"'{LAST_EVALUATED_KEY}' {raw_key!r} is not a key this API issued.")

@@ -78,7 +78,8 @@ def check_options(configuration: dict[str, dict[str, Any]]) -> dict[str, dict[st
 
 
 async def create_group(request: web.Request) -> web.Response:
-    body = await read_json_object(request, required=False)
+    """201 with the new group; the body is required (OpenAPI ``createGroup``), ``{}`` will do."""
+    body = await read_json_object(request)
     group = await request.config_dict[REGISTRY].create_group(
         request[TOKEN].operator_id,
         _tags(body.get("tags")),

@@ -7,7 +7,14 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from harvest.api.params import LAST_EVALUATED_KEY, bad, choice_param, int_param, page
+from harvest.api.params import (
+    LAST_EVALUATED_KEY,
+    bad,
+    choice_param,
+    int_param,
+    page,
+    query_value,
+)
 
 T = TypeVar("T")
 
@@ -24,8 +31,8 @@ def keyset_page(
     """``items`` (sorted by ``key``) after ``last_evaluated_key``, at most ``limit`` of them."""
     limit = int_param(request, "limit", default=default_limit, minimum=1, maximum=max_limit)
     assert limit is not None
-    after = request.query.get(LAST_EVALUATED_KEY)
-    if after:
+    after = query_value(request, LAST_EVALUATED_KEY)
+    if after is not None:
         items = [item for item in items if key(item) > after]
     chunk = list(items[:limit])
     next_key = key(chunk[-1]) if len(items) > limit else None
@@ -34,11 +41,11 @@ def keyset_page(
 
 def tag_filter(request: web.Request) -> tuple[str, str | None, str] | None:
     """``tag_name``/``tag_value``/``tag_value_match_mode`` (OpenAPI ``listSubscribers``)."""
-    name = request.query.get("tag_name")
-    value = request.query.get("tag_value")
+    name = query_value(request, "tag_name")
+    value = query_value(request, "tag_value")
     mode = choice_param(request, "tag_value_match_mode", ("exact", "prefix"), "exact")
-    if not name:
-        if value:
+    if name is None:
+        if value is not None:
             raise bad("'tag_value' needs 'tag_name'.")
         return None
     return name, value, mode

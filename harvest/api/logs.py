@@ -5,12 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from harvest.api.params import (
+    INT64_MAX,
     LAST_EVALUATED_KEY,
     bad,
-    choice_param,
     int_param,
+    optional_choice,
     page,
     parse_int,
+    query_value,
 )
 from harvest.context import ERROR_LOG, TOKEN
 
@@ -23,28 +25,25 @@ LOG_PAGE_DEFAULT = 100
 
 async def get_logs(request: web.Request) -> web.Response:
     """Newest first; ``from``/``to`` inclusive UNIX ms; the paging key is opaque."""
-    service = request.query.get("service")
-    if service is not None:
-        service = choice_param(request, "service", SERVICES, "Harvest")
-    resource_type = request.query.get("resource_type")
-    if resource_type is not None:
-        resource_type = choice_param(request, "resource_type", RESOURCE_TYPES, "Subscriber")
+    service = optional_choice(request, "service", SERVICES)
+    resource_type = optional_choice(request, "resource_type", RESOURCE_TYPES)
+    resource_id = query_value(request, "resource_id")
     limit = int_param(request, "limit", default=LOG_PAGE_DEFAULT, minimum=1, maximum=LOG_PAGE_MAX)
-    low = int_param(request, "from", default=0, minimum=0)
-    high = int_param(request, "to", minimum=0)
+    low = int_param(request, "from", default=0, minimum=0, maximum=INT64_MAX)
+    high = int_param(request, "to", minimum=0, maximum=INT64_MAX)
     assert limit is not None
     assert low is not None
     if high is not None and low > high:
         raise bad(f"'from' ({low}) must not be after 'to' ({high}).")
-    key = request.query.get(LAST_EVALUATED_KEY)
+    key = query_value(request, LAST_EVALUATED_KEY)
     before = None if key is None else parse_int(key)
-    if key is not None and (before is None or before < 0):
+    if key is not None and (before is None or not 0 <= before <= INT64_MAX):
         raise bad(f"'{LAST_EVALUATED_KEY}' {key!r} is not a key this API issued.")
     entries = request.config_dict[ERROR_LOG].query(
         request[TOKEN].operator_id,
         service=service,
         resource_type=resource_type,
-        resource_id=request.query.get("resource_id") or None,
+        resource_id=resource_id,
         from_ms=low,
         to_ms=high,
         before=before,

@@ -1,4 +1,10 @@
-"""Query-parameter parsing and paging, with the wire names kept in one place (spec A4)."""
+"""Query-parameter parsing and paging, with the wire names kept in one place (spec A4).
+
+Every ``/v1`` handler reads its query through :func:`query_value` (directly or through the
+typed helpers here), so every parameter gets the same rules: given at most once, never empty,
+and a number within what the code after it can represent. A bad parameter is ``400 HEM1001``
+naming it, before anything else runs.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from aiohttp import web
 from harvest import errors
 from harvest.errors import HarvestError
 from harvest.web import json_response
+from quotas.calendar import LATEST_MS
 
 #: Wire names of SORACOM's paging (notes real-service.md section 3.1).
 LAST_EVALUATED_KEY: Final = "last_evaluated_key"
@@ -19,6 +26,9 @@ LINK_HEADER: Final = "link"
 
 #: The largest integer a time or key may name: entry times are signed 64-bit milliseconds.
 INT64_MAX: Final = 2**63 - 1
+#: The last UNIX second :class:`datetime` can name (9999-12-31T23:59:59Z): a time in seconds
+#: that is turned into a calendar day must not pass it.
+DATETIME_MAX_S: Final = LATEST_MS // 1000
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -39,6 +49,22 @@ def parse_int(raw: str) -> int | None:
     return int(raw, 10)
 
 
+def query_value(request: web.Request, name: str) -> str | None:
+    """The one value of the query parameter ``name``; ``None`` when it is absent.
+
+    400 naming it when it is repeated (``?limit=1&limit=2``: which one counts would be a guess)
+    or empty (``?sort=``: a client that means the default leaves the parameter out).
+    """
+    values = request.query.getall(name, [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise bad(f"'{name}' must be given once, not {len(values)} times.")
+    if values[0] == "":
+        raise bad(f"'{name}' must not be empty.")
+    return values[0]
+
+
 def int_param(
     request: web.Request,
     name: str,
@@ -48,8 +74,8 @@ def int_param(
     maximum: int | None = None,
 ) -> int | None:
     """An integer query parameter, or 400 naming the parameter and the accepted range."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
+    raw = query_value(request, name)
+    if raw is None:
         return default
     value = parse_int(raw)
     if value is None:
@@ -81,15 +107,22 @@ def enum_value(kind: type[E], raw: str, name: str) -> E:
 
 
 def enum_param(request: web.Request, kind: type[E], name: str) -> E | None:
-    raw = request.query.get(name)
-    return None if raw is None or raw == "" else enum_value(kind, raw, name)
+    raw = query_value(request, name)
+    return None if raw is None else enum_value(kind, raw, name)
+
+
+def optional_choice(request: web.Request, name: str, choices: Sequence[str]) -> str | None:
+    """One of ``choices``, ``None`` when absent, or 400 naming the parameter."""
+    raw = query_value(request, name)
+    if raw is not None and raw not in choices:
+        raise bad(f"'{name}' must be one of {', '.join(choices)}, not {raw!r}.")
+    return raw
 
 
 def choice_param(request: web.Request, name: str, choices: Sequence[str], default: str) -> str:
-    raw = request.query.get(name) or default
-    if raw not in choices:
-        raise bad(f"'{name}' must be one of {', '.join(choices)}, not {raw!r}.")
-    return raw
+    """One of ``choices``, ``default`` when absent, or 400 naming the parameter."""
+    raw = optional_choice(request, name, choices)
+    return default if raw is None else raw
 
 
 def page(request: web.Request, items: list[Any], next_key: str | None) -> web.Response:

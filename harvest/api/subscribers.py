@@ -8,7 +8,7 @@ from aiohttp import web
 from harvest import errors
 from harvest.api import views
 from harvest.api.listing import keyset_page, matches_tag, tag_filter
-from harvest.api.params import enum_value
+from harvest.api.params import enum_value, query_value
 from harvest.context import REGISTRY, TOKEN
 from harvest.domain import Sim, SimStatus
 from harvest.errors import HarvestError
@@ -17,13 +17,18 @@ from quotas.limits import SUBSCRIBER_PAGE_MAX
 
 
 async def list_subscribers(request: web.Request) -> web.Response:
-    """Paged by IMSI; ``status_filter`` and ``speed_class_filter`` take ``a|b`` lists."""
+    """Paged by IMSI; ``status_filter`` and ``speed_class_filter`` take ``a|b`` lists.
+
+    ``serial_number_filter`` is checked like every parameter and otherwise ignored: an emulated
+    SIM has no serial number to compare it with.
+    """
     statuses: set[SimStatus] | None = None
-    raw_status = request.query.get("status_filter")
-    if raw_status:
+    raw_status = query_value(request, "status_filter")
+    if raw_status is not None:
         statuses = {enum_value(SimStatus, s, "status_filter") for s in raw_status.split("|")}
-    raw_speed = request.query.get("speed_class_filter")
-    speeds = set(raw_speed.split("|")) if raw_speed else None
+    raw_speed = query_value(request, "speed_class_filter")
+    speeds = set(raw_speed.split("|")) if raw_speed is not None else None
+    query_value(request, "serial_number_filter")
     tag = tag_filter(request)
     sims = [
         sim

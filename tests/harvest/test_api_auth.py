@@ -282,9 +282,18 @@ async def test_generate_token_gives_a_new_token_for_the_same_api_key(emulator: E
     assert await works(api)
 
 
-async def test_generate_token_without_a_body_uses_the_default_lifetime(frozen: Emulator) -> None:
-    api = await frozen.api()
+async def test_generate_token_needs_a_body(emulator: Emulator) -> None:
+    # SORACOM's document marks the generateAuthToken body ``required: true``.
+    api = await emulator.api()
     reply = await api.call("POST", f"/v1/operators/{api.operator_id}/token")
+    expect_error(reply, errors.INVALID_BODY, "needs a JSON body")
+
+
+async def test_generate_token_with_an_empty_body_uses_the_default_lifetime(
+    frozen: Emulator,
+) -> None:
+    api = await frozen.api()
+    reply = await api.call("POST", f"/v1/operators/{api.operator_id}/token", json_body={})
     assert reply.status == 200
     new = frozen.api_client()
     new.api_key, new.token, new.operator_id = api.api_key, reply.json["token"], api.operator_id

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from harvest import errors
 from tests.conftest import Emulator
 from tests.gateway.test_raw_listeners import udp_exchange
+from tests.harvest.api_helpers import expect_error
 
 IMSI = "001010000000001"
 DAY_S = 86_400
@@ -357,6 +359,89 @@ async def test_harvest_stats_count_writes_and_reads(emulator: Emulator) -> None:
 async def test_bad_stats_queries_are_400(emulator: Emulator, params: dict[str, Any]) -> None:
     api = await emulator.api()
     assert (await api.get(f"/v1/stats/harvest/subscribers/{IMSI}", **params)).status == 400
+
+
+BILL_VIEWS = [
+    "/v1/bills/latest",
+    "/v1/bills/summaries/bill_items",
+    "/v1/bills/summaries/sims",
+    "/v1/bills/202611",
+]
+
+
+async def test_reads_of_what_is_no_sim_of_the_caller_are_not_metered(emulator: Emulator) -> None:
+    # Found by the OpenAPI fuzz run: a read of /data/Subscriber/{id} was metered whatever the
+    # id named. Spelling the default SIM's simId there gave that SIM a second usage on the day
+    # (keyed by the "IMSI" that is its simId), and every bill of the month was then a 500.
+    await freeze(emulator, "2026-11-10T12:00:00")
+    await emulator.device().send('{"a":1}')
+    api = await emulator.api()
+    sim_id = (await api.get(f"/v1/subscribers/{IMSI}")).json["simId"]
+    other = await emulator.new_operator()
+    for reader in (api, other):
+        for resource_id in (sim_id, "999999999999999", IMSI):
+            assert (await reader.get(f"/v1/data/Subscriber/{resource_id}")).status == 200
+    for path in BILL_VIEWS:
+        assert (await api.get(path)).status == 200, path
+        assert (await other.get(path)).status in (200, 404), path
+    [month] = (await api.get("/v1/bills/summaries/sims")).json
+    assert [line["simId"] for line in month["costBreakdownList"]] == [sim_id]
+    stats = await api.get(
+        f"/v1/stats/harvest/subscribers/{IMSI}",
+        **{"from": ms("2026-11-10T00:00:00") // 1000, "to": ms("2026-11-10T00:00:00") // 1000},
+        period="day",
+    )
+    # the caller's own read of its SIM is the one read counted
+    assert stats.json[0]["harvestStatsMap"]["read"] == {"count": 1}
+
+
+#: 9999-12-31T23:59:59Z, the last second a calendar day can hold; one more is year 10000.
+LAST_SECOND = 253_402_300_799
+
+
+@pytest.mark.parametrize("period", ["day", "month", "minutes"])
+@pytest.mark.parametrize("name", ["from", "to"])
+async def test_stats_times_past_year_9999_are_400_naming_them(
+    emulator: Emulator, period: str, name: str
+) -> None:
+    # Found by hand and by the OpenAPI fuzz run: ``to=253402300800`` passed validation (which
+    # allowed up to 2**40) and the day lookup then failed with a 500.
+    api = await emulator.api()
+    params = {"from": 0, "to": LAST_SECOND + 1, "period": period}
+    if name == "from":
+        params["from"] = LAST_SECOND + 1
+    reply = await api.get(f"/v1/stats/harvest/subscribers/{IMSI}", **params)
+    expect_error(reply, errors.INVALID_PARAMETER, f"'{name}'", str(LAST_SECOND))
+
+
+@pytest.mark.parametrize("period", ["day", "month", "minutes"])
+async def test_stats_up_to_the_last_second_of_year_9999_answer(
+    emulator: Emulator, period: str
+) -> None:
+    # The 5-minute buckets reach past ``to`` by one bucket, which in the last bucket of year
+    # 9999 would be past what a calendar can name: they stop at its last millisecond.
+    api = await emulator.api()
+    reply = await api.get(
+        f"/v1/stats/harvest/subscribers/{IMSI}",
+        **{"from": LAST_SECOND - 600, "to": LAST_SECOND, "period": period},
+    )
+    assert (reply.status, reply.json) == (200, [])
+
+
+@pytest.mark.parametrize("month", ["000001", "000012"])
+@pytest.mark.parametrize("path", ["/v1/bills/{month}", "/v1/bills/{month}/daily"])
+async def test_bills_of_year_zero_are_400(emulator: Emulator, path: str, month: str) -> None:
+    # Found by the OpenAPI fuzz run: the month passed the YYYYMM pattern and the bill's
+    # calendar then refused year 0 with a 500.
+    api = await emulator.api()
+    reply = await api.get(path.format(month=month))
+    expect_error(reply, errors.INVALID_PARAMETER, "'yyyyMM'", month)
+
+
+async def test_exported_data_stats_of_year_zero_are_400(emulator: Emulator) -> None:
+    api = await emulator.api()
+    reply = await api.get(f"/v1/stats/harvest/operators/{api.operator_id}", year_month="000001")
+    expect_error(reply, errors.INVALID_PARAMETER, "'year_month'", "000001")
 
 
 async def test_stats_of_another_operators_sim_are_404(emulator: Emulator) -> None:

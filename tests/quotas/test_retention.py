@@ -79,6 +79,11 @@ async def test_dropping_the_contract_hides_older_entries_at_once(emulator: Emula
         ),
         pytest.param({"contractName": "lunch"}, id="name"),
         pytest.param({"contractName": "harvest", "contractDetail": [1]}, id="detail"),
+        # each of these passed as "no detail" (issue 9, item 2: every body field checked)
+        *(
+            pytest.param({"contractName": "support", "contractDetail": falsy}, id=f"detail-{name}")
+            for name, falsy in (("empty-array", []), ("zero", 0), ("empty", ""), ("null", None))
+        ),
     ],
 )
 async def test_bad_contracts_are_400(emulator: Emulator, body: dict[str, object]) -> None:
