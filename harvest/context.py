@@ -11,11 +11,11 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from gateway.identity import SessionTable
 from harvest.clock import EmulatorClock, MonotonicClock
 from harvest.domain import ApiToken
 from harvest.errorlog import ErrorLog
 from harvest.faults import FAULTS
+from harvest.identity import SessionTable
 from harvest.ingest import IngestService
 from harvest.metrics import METRICS, StateCollector
 from harvest.registry import Provisioning, Registry

@@ -9,15 +9,11 @@ and render the :class:`~harvest.errors.HarvestError` it may raise.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gateway.binary_parser import BinaryParserError, parser_for, to_json
-from gateway.identity import Resolver
 from harvest import errors
 from harvest.clock import Clock
 from harvest.domain import (
@@ -33,10 +29,19 @@ from harvest.domain import (
 from harvest.errorlog import ErrorLog
 from harvest.errors import Dropped, HarvestError
 from harvest.faults import NO_FAULT, Faults
+from harvest.identity import Resolver
 from harvest.logcaps import LogThrottle
 from harvest.metrics import Metrics
 from harvest.netguard import source_of
-from harvest.options import HarvestOptions, OptionError, apply_options, options_from_config
+from harvest.payload.binary_parser import BinaryParserError, parser_for, to_json
+from harvest.payload.decode import (
+    JSON,
+    PAYLOAD_KEYS,
+    binary_parser_format,
+    decode_typed,
+    payload_form,
+)
+from harvest.payload.options import HarvestOptions, OptionError, apply_options, options_from_config
 from harvest.registry import Registry
 from harvest.storage.base import PutEntries, Store, Usage, UsageKind
 from quotas.bundle import Reservation
@@ -45,59 +50,6 @@ from quotas.limits import check_payload_size
 from quotas.service import QuotaService
 
 log = logging.getLogger(__name__)
-
-JSON = "application/json"
-#: The top-level keys of binary's plain stored form ``{"payload": ...}``.
-PAYLOAD_KEYS = ("payload",)
-AIR_NAMESPACE = "SoracomAir"
-_TEXT_TYPES = frozenset({"application/x-www-form-urlencoded", "application/xml"})
-
-
-def decode_typed(
-    body: bytes, content_type: str | None, *, strict_json: bool = True
-) -> tuple[str, str] | None:
-    """The stored ``(contentType, content)`` of a typed payload, or ``None`` if it is binary.
-
-    JSON is kept as the JSON text (a string, not an object, spec A1); text as text. Everything
-    else is binary, including every raw TCP/UDP payload (``content_type`` ``None``). A body sent
-    as JSON that does not parse is refused (``400``), or with ``strict_json=False`` kept as its
-    text (binary if it is not UTF-8): the real service's answer is not documented.
-    """
-    if content_type is not None:
-        mime = content_type.partition(";")[0].strip().lower()
-        if mime == JSON or mime.endswith("+json"):
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                if strict_json:
-                    raise HarvestError(errors.INVALID_JSON) from None
-                return None
-            try:
-                json.loads(text)
-            except (ValueError, RecursionError):  # 1 KiB of "[" nests too deep to parse
-                if strict_json:
-                    raise HarvestError(errors.INVALID_JSON) from None
-            return JSON, text
-        if mime.startswith("text/") or mime in _TEXT_TYPES:
-            try:
-                return mime, body.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
-    return None
-
-
-def payload_form(body: bytes) -> str:
-    """Binary as stored without a parser: ``{"payload":"<base64>"}`` (spec B5)."""
-    return '{"payload":"' + base64.b64encode(body).decode("ascii") + '"}'
-
-
-def binary_parser_format(group: Group) -> str | None:
-    """The group's Binary Parser format when it is on (namespace ``SoracomAir``, notes 1.1)."""
-    air = group.configuration.get(AIR_NAMESPACE)
-    if not air or air.get("binaryParserEnabled") is not True:
-        return None
-    fmt = air.get("binaryParserFormat")
-    return fmt if isinstance(fmt, str) and fmt else None
 
 
 @dataclass(slots=True)

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gateway.identity import LoopbackAllocator
 from harvest import errors
 from harvest.clock import Clock
 from harvest.domain import (
@@ -31,6 +30,7 @@ from harvest.domain import (
     normalise_address,
 )
 from harvest.errors import HarvestError
+from harvest.identity import LoopbackAllocator
 from harvest.storage.base import (
     DeleteEverything,
     DeleteGroup,

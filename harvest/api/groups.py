@@ -8,15 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.binary_parser import BinaryParserError, parser_for
 from harvest import errors
 from harvest.api import views
 from harvest.api.listing import keyset_page, matches_tag, tag_filter
 from harvest.context import REGISTRY, TOKEN
 from harvest.domain import CONFIGURATION_NAMESPACES, HARVEST_NAMESPACE, Group
 from harvest.errors import HarvestError
-from harvest.ingest import AIR_NAMESPACE
-from harvest.options import OptionError, options_from_config
+from harvest.payload.binary_parser import BinaryParserError, parser_for
+from harvest.payload.decode import AIR_NAMESPACE
+from harvest.payload.options import OptionError, options_from_config
 from harvest.web import json_response, read_json, read_json_object
 
 GROUP_PAGE_MAX = 1000

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harvest.options import (
+from harvest.payload.options import (
     FORMAT_ALIASES,
     FORMATS,
     ISO_8601,

@@ -14,10 +14,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.identity import SessionTable
 from harvest.clock import EmulatorClock
 from harvest.domain import Transport, Upload
 from harvest.errorlog import ErrorLog
+from harvest.identity import SessionTable
 from harvest.ingest import IngestService
 from harvest.registry import Provisioning, Registry
 from harvest.storage import MemoryStore, SqliteStore, Store

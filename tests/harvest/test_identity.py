@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from gateway.identity import LoopbackAllocator, SessionTable, loopback_address
 from harvest.domain import Sim, SimStatus, normalise_address
+from harvest.identity import LoopbackAllocator, SessionTable, loopback_address
 from tests.conftest import Emulator
 
 

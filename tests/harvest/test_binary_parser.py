@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.binary_parser import (
+from harvest.payload.binary_parser import (
     RESERVED_NAMES_SIGFOX,
     BinaryParserError,
     Parser,
