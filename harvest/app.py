@@ -9,11 +9,21 @@ from aiohttp import web
 from gateway.app import setup_gateway
 from harvest.api import auth, data, groups, logs, subscribers
 from harvest.clock import EmulatorClock
-from harvest.context import API_APP, CLOCK, LISTENERS, SETTINGS, Listeners, services_context
+from harvest.context import (
+    API_APP,
+    CLOCK,
+    FAULTS,
+    LISTENERS,
+    METRICS,
+    SETTINGS,
+    Listeners,
+    services_context,
+)
 from harvest.control import control_app
-from harvest.faults import FAULTS, Faults, fault_middleware
+from harvest.faults import Faults
 from harvest.logcaps import LogThrottle
-from harvest.metrics import METRICS, Metrics, api_metrics_middleware, get_metrics
+from harvest.metrics import Metrics
+from harvest.middleware import api_metrics_middleware, fault_middleware, get_metrics
 from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG, RequestLog, log_caps_context
 from harvest.settings import Settings
 from harvest.web import Handler, error_middleware

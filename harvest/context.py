@@ -14,10 +14,10 @@ from aiohttp import web
 from harvest.clock import EmulatorClock, MonotonicClock
 from harvest.domain import ApiToken
 from harvest.errorlog import ErrorLog
-from harvest.faults import FAULTS
+from harvest.faults import Faults
 from harvest.identity import SessionTable
 from harvest.ingest import IngestService
-from harvest.metrics import METRICS, StateCollector
+from harvest.metrics import Metrics, StateCollector
 from harvest.registry import Provisioning, Registry
 from harvest.requestlog import LOG_THROTTLE
 from harvest.settings import Settings
@@ -58,6 +58,8 @@ class Listeners:
 
 
 SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+FAULTS = web.AppKey("faults", Faults)
 CLOCK = web.AppKey("clock", EmulatorClock)
 LISTENERS = web.AppKey("listeners", Listeners)
 STORE = web.AppKey("store", Store)

@@ -14,10 +14,19 @@ from typing import Any
 
 from aiohttp import web
 
-from harvest import errors, faults, requestlog, snapshot
+from harvest import errors, middleware, requestlog, snapshot
 from harvest.api import views
 from harvest.clock import ClockState
-from harvest.context import CLOCK, ERROR_LOG, LISTENERS, QUOTAS, REGISTRY, SETTINGS, STORE
+from harvest.context import (
+    CLOCK,
+    ERROR_LOG,
+    FAULTS,
+    LISTENERS,
+    QUOTAS,
+    REGISTRY,
+    SETTINGS,
+    STORE,
+)
 from harvest.domain import ResourceType, Sim, SimStatus, normalise_address
 from harvest.errors import HarvestError
 from harvest.storage.base import DeleteResourceData, UsageKind
@@ -96,7 +105,7 @@ async def reset(request: web.Request) -> web.Response:
         await registry.reset()
         request.config_dict[CLOCK].reset()
         request.config_dict[ERROR_LOG].clear()
-        request.config_dict[faults.FAULTS].clear()
+        request.config_dict[FAULTS].clear()
         request.config_dict[requestlog.REQUEST_LOG].clear()
         request.config_dict[QUOTAS].limiter.reset()
         await request.config_dict[HOUSEKEEPING].reload()
@@ -365,7 +374,7 @@ def control_app() -> web.Application:
     app.router.add_get("/clock", get_clock)
     app.router.add_put("/clock", set_clock)
     app.router.add_post("/clock/advance", advance_clock)
-    faults.add_routes(app.router)
+    middleware.add_fault_routes(app.router)
     requestlog.add_routes(app.router)
     snapshot.add_routes(app)
     return app

@@ -27,19 +27,15 @@ The control plane itself is never subject to faults.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-
 from harvest import errors
 from harvest.clock import Clock
-from harvest.errors import Dropped, HarvestError
-from harvest.web import Handler, json_response, operation_of, read_json_object
+from harvest.errors import HarvestError
 
 EFFECTS = ("delay", "status", "drop", "duplicate", "maintenance")
 PROTOCOLS = ("http", "tcp", "udp", "api")
@@ -316,55 +312,3 @@ class Faults:
                 )
                 error = HarvestError(spec, message, status=status)
         return Verdict(delay, error, drop, duplicate)
-
-
-FAULTS = web.AppKey("faults", Faults)
-
-
-@web.middleware
-async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Apply the rules that match this ``/v1`` call (protocol ``api``, by operationId)."""
-    faults = request.config_dict[FAULTS]
-    if not faults.rules:
-        return await handler(request)
-    verdict = faults.check("api", operation=operation_of(request))
-    if verdict.delay_ms:
-        await asyncio.sleep(verdict.delay_ms / 1000)
-    if verdict.drop:
-        if request.transport is not None:
-            request.transport.close()
-        raise Dropped
-    if verdict.error is not None:
-        raise verdict.error
-    return await handler(request)
-
-
-async def create_fault(request: web.Request) -> web.Response:
-    """``POST /_emulator/faults``: add a rule; answers 201 with it."""
-    faults = request.config_dict[FAULTS]
-    rule = faults.add(parse_rule(await read_json_object(request), faults.operations))
-    return json_response(rule.view(), status=201)
-
-
-async def list_faults(request: web.Request) -> web.Response:
-    """``GET /_emulator/faults``: every rule, with how often it fired."""
-    return json_response([rule.view() for rule in request.config_dict[FAULTS].rules.values()])
-
-
-async def delete_fault(request: web.Request) -> web.Response:
-    """``DELETE /_emulator/faults/{id}``: a maintenance window ends now (see the docstring)."""
-    if not await request.config_dict[FAULTS].remove(request.match_info["rule_id"]):
-        raise HarvestError(errors.NOT_FOUND, f"No such fault rule: {request.match_info['rule_id']}")
-    return web.Response(status=204)
-
-
-async def delete_faults(request: web.Request) -> web.Response:
-    await request.config_dict[FAULTS].remove()
-    return web.Response(status=204)
-
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_post("/faults", create_fault)
-    router.add_get("/faults", list_faults)
-    router.add_delete("/faults", delete_faults)
-    router.add_delete("/faults/{rule_id}", delete_fault)

@@ -10,14 +10,11 @@ set; per-SIM write counters exist only with the ``metrics_per_sim`` setting, cap
 from __future__ import annotations
 
 import platform
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -28,9 +25,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from harvest import __version__
-from harvest.errors import Dropped, HarvestError
-from harvest.requestlog import REQUEST_LOG
-from harvest.web import Handler, operation_of
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -236,44 +230,3 @@ class StateCollector(Collector):
         for operator_id, amount in self._charges():
             charges.add_metric([operator_id], amount)
         yield charges
-
-
-METRICS = web.AppKey("metrics", Metrics)
-
-
-@web.middleware
-async def api_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every ``/v1`` call by operation (SORACOM's operationId, the route's
-    name) and status, and write its request log line."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except HarvestError as error:
-        status = error.status
-        raise
-    except web.HTTPException as error:
-        status = error.status
-        raise
-    except Dropped:
-        status = 0  # a drop fault: the connection is gone, nothing was answered
-        raise
-    finally:
-        operation = operation_of(request)
-        elapsed = time.perf_counter() - started
-        metrics = request.config_dict[METRICS]
-        metrics.api_requests.labels(operation, str(status)).inc()
-        metrics.api_latency.labels(operation).observe(elapsed)
-        request.config_dict[REQUEST_LOG].record(
-            "api", request.remote or "", None, status, request.content_length or 0, elapsed,
-            operation,
-        )  # fmt: skip
-
-
-async def get_metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: the Prometheus text exposition."""
-    response = web.Response(body=request.config_dict[METRICS].exposition())
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response

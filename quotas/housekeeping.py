@@ -32,10 +32,10 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from aiohttp import web
 
 from harvest.clock import EmulatorClock
-from harvest.context import CLOCK, QUOTAS, REGISTRY, SETTINGS, STORE
+from harvest.context import CLOCK, FAULTS, METRICS, QUOTAS, REGISTRY, SETTINGS, STORE
 from harvest.domain import Group, ResourceType, Sim, SimStatus
-from harvest.faults import FAULTS, FaultRule, Faults
-from harvest.metrics import METRICS, Metrics
+from harvest.faults import FaultRule, Faults
+from harvest.metrics import Metrics
 from harvest.registry import Registry
 from harvest.storage.base import (
     ACCOUNT_WIDE,

@@ -223,8 +223,11 @@ def test_device_writes_as_any_sim(harvest_emulator: HarvestEmulator) -> None:
     h = harvest_emulator
     sim = h.create_sim(imsi="001010000000077", tags={"name": "meter"})
     assert h.session_address(sim["imsi"]) == sim["sessionAddress"] != "127.0.0.1"
+    h.clock_freeze()  # one write per frozen instant: two in one millisecond would be one entry
     assert h.send(b"\x00\xff", None, imsi=sim["imsi"]).status == 201
+    h.clock_advance(1)
     assert h.send_udp("udp", sim["imsi"]) == "201"
+    h.clock_advance(1)
     assert h.send_tcp("tcp", sim["imsi"]) == "201"
     payloads = [json.loads(e["content"])["payload"] for e in h.entries(sim["imsi"])]
     assert [base64.b64decode(p) for p in payloads] == [b"\x00\xff", b"udp", b"tcp"]
