@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway import hosts, http
+from gateway import http
 from gateway.raw import RawHandler
 from gateway.tcp import TcpServer
 from gateway.udp import UdpEndpoint
+from harvest import wire
 from harvest.context import INGEST, LISTENERS, SETTINGS
 from harvest.domain import Transport
 from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
@@ -139,9 +140,9 @@ def setup_gateway(app: web.Application, settings: Settings) -> None:
         app[LISTENERS].expect(f"{name}-tcp")
         app[LISTENERS].expect(f"{name}-udp")
     app.cleanup_ctx.append(raw_listeners_context)
-    app.add_domain(hosts.HARVEST_HOST, device_app("harvest"))
-    for host in hosts.UNIFIED_HOSTS:
+    app.add_domain(wire.HARVEST_HOST, device_app("harvest"))
+    for host in wire.UNIFIED_HOSTS:
         app.add_domain(host, device_app("unified"))
-    app.add_domain(hosts.FILES_HOST, device_app("files"))
+    app.add_domain(wire.FILES_HOST, device_app("files"))
     app.router.add_post("/{path:.*}", http.write_data)
     app.router.add_route("*", "/{path:.*}", http.wrong_method)

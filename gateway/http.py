@@ -29,11 +29,10 @@ from harvest.domain import Transport, Upload
 from harvest.errors import Dropped, HarvestError
 from harvest.requestlog import REQUEST_LOG
 from harvest.web import dumps, error_response, json_response
+from harvest.wire import INT64_MAX, TIMESTAMP_HEADER
 
 log = logging.getLogger(__name__)
 
-TIMESTAMP_HEADER = "X-Soracom-Timestamp"
-INT64_MAX = 2**63 - 1
 #: Headers that mark a request as forwarded by Beam (notes 3.1).
 BEAM_MARKERS = ("X-Soracom-Signature", "X-Soracom-Signature-Version", "X-Soracom-IMSI")
 

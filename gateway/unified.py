@@ -21,10 +21,11 @@ import json
 from typing import Any
 
 from harvest.domain import Group
+from harvest.wire import UNIFIED_PATH
 
 NAMESPACE = "UnifiedEndpoint"
 #: The edge path prefix for HTTP clients that cannot set the Host header (emulator's choice).
-PATH_PREFIX = "/_unified"
+PATH_PREFIX = UNIFIED_PATH
 
 
 class ResponseFormat(enum.Enum):

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harvest import errors, middleware, requestlog, snapshot
+from harvest import errors, middleware, requestlog, snapshot, wire
 from harvest.api import views
 from harvest.clock import ClockState
 from harvest.context import (
@@ -34,7 +34,7 @@ from harvest.web import Handler, json_response, read_json_object
 from quotas.calendar import utc_day
 from quotas.housekeeping import HOUSEKEEPING
 
-TOKEN_HEADER = "X-Emulator-Token"
+TOKEN_HEADER = wire.CONTROL_TOKEN_HEADER
 HEALTH_PATH = "/_emulator/health"
 
 
@@ -141,7 +141,7 @@ async def create_sim(request: web.Request) -> web.Response:
     registry = request.config_dict[REGISTRY]
     operator_id = _optional_str(body, "operatorId") or request.config_dict[SETTINGS].operator_id
     imsi = _optional_str(body, "imsi")
-    if imsi is not None and not (imsi.isdigit() and 6 <= len(imsi) <= 15):
+    if imsi is not None and not wire.is_imsi(imsi):
         raise _invalid("imsi must be 6 to 15 digits.")
     status = SimStatus.READY
     raw_status = _optional_str(body, "status")

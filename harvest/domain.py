@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from harvest.wire import is_imsi
+
 
 class ResourceType(enum.StrEnum):
     """``DataEntry.resourceType`` (OpenAPI ``getDataEntries`` path parameter enum)."""
@@ -180,7 +182,7 @@ class Sim:
     termination_enabled: bool = False
 
     def __post_init__(self) -> None:
-        if not (self.imsi.isdigit() and 6 <= len(self.imsi) <= 15):
+        if not is_imsi(self.imsi):
             raise ValueError(f"IMSI {self.imsi!r} must be 6 to 15 digits")
         if (
             self.session_address is not None

@@ -36,6 +36,7 @@ from typing import Any
 from harvest import errors
 from harvest.clock import Clock
 from harvest.errors import HarvestError
+from harvest.wire import INT64_MAX
 
 EFFECTS = ("delay", "status", "drop", "duplicate", "maintenance")
 PROTOCOLS = ("http", "tcp", "udp", "api")
@@ -210,7 +211,7 @@ def parse_rule(body: dict[str, Any], operations: frozenset[str] = frozenset()) -
     delay = _int(body, "delayMs", 0, 600_000)
     if effect == "delay" and delay is None:
         raise _bad("effect delay needs delayMs.")
-    seed = _int(body, "seed", 0, 2**63 - 1)
+    seed = _int(body, "seed", 0, INT64_MAX)
     rule = FaultRule(
         rule_id=str(uuid.uuid4()),
         effect=effect,
@@ -221,8 +222,8 @@ def parse_rule(body: dict[str, Any], operations: frozenset[str] = frozenset()) -
         delay_ms=delay or 0,
         status=status or 500,
         count=_int(body, "count", 1, 2**31),
-        from_ms=_int(body, "from", 0, 2**63 - 1),
-        until_ms=_int(body, "until", 0, 2**63 - 1),
+        from_ms=_int(body, "from", 0, INT64_MAX),
+        until_ms=_int(body, "until", 0, INT64_MAX),
         probability=float(probability),
         seed=seed,
     )

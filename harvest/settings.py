@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from harvest import wire
 from harvest.logcaps import MIN_REQUEST_LOG_FILE_BYTES
 
 ENV_PREFIX = "HARVEST_"
@@ -43,9 +44,13 @@ class Settings:
     host: str = _setting(
         "127.0.0.1", "address(es) every listener binds, comma-separated (0.0.0.0 or :: for all)"
     )
-    port: int = _setting(8080, "HTTP edge port: device writes, /v1 API, /_emulator (0 = free)")
-    harvest_port: int = _setting(8514, "raw TCP and UDP Harvest port (0 = free)")
-    unified_port: int = _setting(23080, "raw TCP and UDP Unified Endpoint port (0 = free)")
+    port: int = _setting(
+        wire.EDGE_PORT, "HTTP edge port: device writes, /v1 API, /_emulator (0 = free)"
+    )
+    harvest_port: int = _setting(wire.HARVEST_PORT, "raw TCP and UDP Harvest port (0 = free)")
+    unified_port: int = _setting(
+        wire.UNIFIED_PORT, "raw TCP and UDP Unified Endpoint port (0 = free)"
+    )
     tcp_idle_timeout: float = _setting(65.0, "raw TCP: close a connection idle this long (s)")
     tcp_max_connections: int = _setting(1024, "raw TCP: most open connections per listener")
     # Connection limits and timeouts below: why each default, in docs/security.md. A device
@@ -209,7 +214,7 @@ class Settings:
             raise SettingsError("operator_id must start with OP")
         if not self.auth_key_id.startswith("keyId-"):
             raise SettingsError("auth_key_id must start with keyId-")
-        if not (self.default_imsi.isdigit() and 6 <= len(self.default_imsi) <= 15):
+        if not wire.is_imsi(self.default_imsi):
             raise SettingsError("default_imsi must be 6 to 15 digits")
         try:
             ipaddress.ip_address(self.default_session_address)
@@ -258,7 +263,7 @@ class Settings:
                 raise SettingsError(
                     f"ue_map: {where.strip()!r} is not an address or CIDR"
                 ) from None
-            if not sep or not (imsi.isdigit() and 6 <= len(imsi) <= 15):
+            if not sep or not wire.is_imsi(imsi):
                 raise SettingsError(f"ue_map: {pair!r} must be ADDRESS-or-CIDR=IMSI")
             routes.append((network, imsi))
         return tuple(sorted(routes, key=lambda r: -r[0].prefixlen))

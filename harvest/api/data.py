@@ -16,7 +16,6 @@ from aiohttp import web
 from harvest import errors
 from harvest.api import views
 from harvest.api.params import (
-    INT64_MAX,
     LAST_EVALUATED_KEY,
     bad,
     choice_param,
@@ -33,6 +32,7 @@ from harvest.domain import DataEntry, ResourceType
 from harvest.errors import HarvestError
 from harvest.storage.base import CategoryQuery, DeleteEntry, EntryQuery
 from harvest.web import Handler, json_response
+from harvest.wire import INT64_MAX
 from quotas.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, PAGE_LIMIT_MIN, retention_start
 
 #: Older clients (``soracom-api`` 0.0.2) still name ``Sim`` by its legacy value.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from harvest.api.params import (
-    INT64_MAX,
     LAST_EVALUATED_KEY,
     bad,
     int_param,
@@ -15,6 +14,7 @@ from harvest.api.params import (
     query_value,
 )
 from harvest.context import ERROR_LOG, TOKEN
+from harvest.wire import INT64_MAX
 
 #: OpenAPI ``getLogs`` enums.
 SERVICES = ("Air", "Beam", "Funk", "Funnel", "Harvest", "Napter", "Orbit", "Unified")

@@ -17,6 +17,7 @@ from aiohttp import web
 from harvest import errors
 from harvest.errors import HarvestError
 from harvest.web import json_response
+from harvest.wire import INT64_MAX
 from quotas.calendar import LATEST_MS
 
 #: Wire names of SORACOM's paging (notes real-service.md section 3.1).
@@ -25,7 +26,6 @@ NEXT_KEY_HEADER: Final = "x-soracom-next-key"
 LINK_HEADER: Final = "link"
 
 #: The largest integer a time or key may name: entry times are signed 64-bit milliseconds.
-INT64_MAX: Final = 2**63 - 1
 #: The last UNIX second :class:`datetime` can name (9999-12-31T23:59:59Z): a time in seconds
 #: that is turned into a calendar day must not pass it.
 DATETIME_MAX_S: Final = LATEST_MS // 1000
