@@ -23,6 +23,7 @@ from typing import Any
 
 from harvest import wire
 from harvest.logcaps import MIN_REQUEST_LOG_FILE_BYTES
+from quotas.limits import DEFAULT_MAX_PAYLOAD_BYTES
 
 ENV_PREFIX = "HARVEST_"
 CONFIG_ENV = "HARVEST_CONFIG"
@@ -125,7 +126,9 @@ class Settings:
     )
     data_dir: Path = _setting(Path(".harvest"), "directory of the SQLite database")
     memory: bool = _setting(False, "keep everything in memory; nothing touches the disk")
-    max_payload_bytes: int = _setting(1024, "largest device write in bytes; 413 above (spec A2)")
+    max_payload_bytes: int = _setting(
+        DEFAULT_MAX_PAYLOAD_BYTES, "largest device write in bytes; 413 above (spec A2)"
+    )
     keepalive_timeout: float = _setting(65.0, "HTTP keep-alive idle timeout, seconds (spec A1)")
     control: bool = _setting(True, "serve the /_emulator control plane")
     control_token: str = _setting("", "if set, /_emulator needs X-Emulator-Token: <token>")

@@ -106,7 +106,7 @@ class DailyBundle:
     """Write counts per (SIM, UTC day) in memory, checked against the included bundle.
 
     A day is loaded from ``source`` the first time it is used (counts of SIMs the source does
-    not name start at zero) and kept until :meth:`forget_days_before` or :meth:`reset`; the
+    not name start at zero) and kept until :meth:`reset`; the
     source is asked once per loaded day. Every count equals the loaded count plus the writes
     reserved since, less those released.
     """
@@ -213,13 +213,6 @@ class DailyBundle:
             included=self.included,
             next_reset_ms=next_utc_midnight(now),
         )
-
-    def forget_days_before(self, day: str) -> None:
-        """Drop the counts of days before ``day`` (``YYYY-MM-DD``) from memory; such a day, if
-        used again, is loaded from the source afresh."""
-        for old in [d for d in self._days if d < day]:
-            del self._days[old]
-            del self._loaded_at[old]
 
     def reset(self, imsi: str | None = None) -> None:
         """Zero one SIM's counts on every loaded day, or (``None``) drop every loaded day, so

@@ -85,7 +85,6 @@ class Housekeeping:
         self._sweep_rows = sweep_rows
         self._sweep_interval_s = sweep_interval_s
         self._cursor: tuple[str, tuple[str, str] | None] | None = None
-        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._day = ""
         self._cycle_done = False
@@ -307,9 +306,6 @@ class Housekeeping:
             await self._store.apply([RecordUsage(rows)])
 
     # --- the background task --------------------------------------------------------------------
-    def wake(self) -> None:
-        self._wake.set()
-
     async def run(self) -> None:
         """Forever: flush reads every second, settle ended unavailability windows, start each new
         UTC day when the clock crosses it, and sweep retention every ``sweep_interval_s``."""
@@ -319,9 +315,7 @@ class Housekeeping:
             now = self._clock.now_ms()
             until_midnight = (next_utc_midnight(now) - now) / 1000
             delay = max(0.05, min(READ_FLUSH_INTERVAL_S, until_midnight))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-            self._wake.clear()
+            await asyncio.sleep(delay)
             try:
                 await self.flush_reads()
                 async with self._lock:

@@ -574,7 +574,8 @@ class SqliteStore:
         aiosqlite's public calls each cost a round trip between the event loop and its thread;
         a batch would take five. ``Connection._execute`` (what every aiosqlite call uses
         underneath) runs one function on that thread instead, so the plan is built and the whole
-        transaction committed there, with the loop free meanwhile.
+        transaction committed there, with the loop free meanwhile. It is private: checked
+        against aiosqlite 0.20 to 0.22, the range pyproject.toml pins.
         """
         db = self._writer
         assert db is not None

@@ -229,15 +229,6 @@ def test_a_release_of_counts_that_are_gone_does_nothing(clock: FakeClock) -> Non
     bundle.release(reset_all)
     assert bundle.usage(A).used == 2
 
-    forgotten = bundle.reserve(A, 1)
-    clock.advance(DAY_MS)
-    bundle.forget_days_before(utc_day(clock.now))
-    bundle.release(forgotten)  # its day is not held at all
-    clock.advance(-DAY_MS)
-    bundle.reserve(A, 2)  # the day is loaded afresh (from an empty source)
-    bundle.release(forgotten)
-    assert bundle.usage(A).used == 2
-
 
 # --- days --------------------------------------------------------------------------------------
 
@@ -280,9 +271,10 @@ def test_forgotten_and_reset_days_are_loaded_afresh(clock: FakeClock) -> None:
     source = CountingSource({DAY: {A: 10}})
     bundle = DailyBundle(clock, source)
     bundle.reserve(A, 5)
-    bundle.forget_days_before(DAY)  # today is kept
     assert bundle.usage(A).used == 15
-    bundle.forget_days_before("2025-04-01")
+    bundle.reset(A)  # its counts on the loaded days are zeroed
+    assert bundle.usage(A).used == 0
+    bundle.reset()  # every day is loaded afresh from the source
     assert bundle.usage(A).used == 10
     bundle.reserve(B, 1)
     bundle.reset(B)
