@@ -44,6 +44,9 @@ SYNC_EXAMPLE = documented_example("docs/testing.md", "test_device_data_reaches_t
 #: docs/testing.md's async example: the fixture is synchronous, so any async plugin works with it.
 ASYNC_EXAMPLE = documented_example("docs/testing.md", "test_an_async_device_and_reader")
 
+#: The README tour's example.
+README_EXAMPLE = documented_example("README.md", "test_a_device_write_reaches_the_api")
+
 #: How the plugin behaves in a suite: lazy start, dedicated emulators, a misused marker.
 LIFECYCLE_TESTS = """
 import threading
@@ -89,8 +92,13 @@ def _run(pytester: pytest.Pytester, *files: tuple[str, str]) -> pytest.RunResult
 
 
 def test_a_users_synchronous_suite(pytester: pytest.Pytester) -> None:
-    result = _run(pytester, ("test_1_lifecycle", LIFECYCLE_TESTS), ("test_2_example", SYNC_EXAMPLE))
-    result.assert_outcomes(passed=6, errors=1)
+    result = _run(
+        pytester,
+        ("test_1_lifecycle", LIFECYCLE_TESTS),
+        ("test_2_example", SYNC_EXAMPLE),
+        ("test_3_readme", README_EXAMPLE),
+    )
+    result.assert_outcomes(passed=7, errors=1)
     result.stdout.fnmatch_lines(["*takes keyword arguments only*"])
 
 
