@@ -1,6 +1,9 @@
-"""Prometheus metrics at GET /metrics (issue 5, item 1)."""
+"""Prometheus metrics at GET /metrics (issue 5, item 1), and their table in docs/metrics.md."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -9,6 +12,8 @@ from tests.conftest import Emulator
 from tests.gateway.test_raw_listeners import tcp_exchange, udp_exchange
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+METRICS_PAGE = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
 
 
 async def scrape(emulator: Emulator) -> tuple[Samples, set[str]]:
@@ -87,3 +92,21 @@ async def test_retention_sweeps_are_counted(emulator: Emulator) -> None:
     samples, _ = await scrape(emulator)
     assert value(samples, "harvest_entries_expired_total") == 1
     assert value(samples, "harvest_retention_sweeps_total") >= 1
+
+
+@pytest.mark.settings(metrics_per_sim=True)
+async def test_every_served_metric_is_in_the_metrics_page_with_its_type(
+    emulator: Emulator,
+) -> None:
+    async with emulator.client.get("/metrics") as response:
+        text = await response.text()
+    served = {
+        name: kind
+        for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE)
+        if not name.endswith("_created")  # prometheus-client's own, beside each series
+    }
+    assert "harvest_sim_writes_total" in served  # the optional series are served too
+    documented = dict(
+        re.findall(r"^\| `(harvest_\w+)` \| (\w+) \|", METRICS_PAGE, flags=re.MULTILINE)
+    )
+    assert served == documented

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -24,73 +26,26 @@ from harvest.pytest_plugin import (
 
 pytest_plugins = ["pytester"]
 
-#: The README's example, verbatim: a user's synchronous tests.
-SYNC_EXAMPLE = r"""
-import base64
-import json
-
-import pytest
-
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in UNIX milliseconds
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_device_data_reaches_the_api(harvest_emulator):
-    h = harvest_emulator
-    h.clock_freeze(T0)  # every write now lands on T0 ...
-
-    status, _ = h.send({"temp": 21.5})  # HTTP, from the default SIM's session address
-    assert status == 201
-    h.clock_advance(1)  # ... and each one a second later
-    assert h.send_udp(b"\x01\x02") == "201"  # raw UDP to the Harvest port
-    h.clock_advance(1)
-    assert h.send_tcp(b"hello") == "201"  # raw TCP: the reply to one message
-
-    entries = h.entries()  # every entry of the default SIM, oldest first
-    assert [e["time"] for e in entries] == [T0, T0 + 1000, T0 + 2000]
-    assert [json.loads(e["content"]) for e in entries] == [
-        {"temp": 21.5},
-        {"payload": base64.b64encode(b"\x01\x02").decode()},  # TCP and UDP data is binary
-        {"payload": base64.b64encode(b"hello").decode()},
-    ]
-
-    status, subscriber = h.api.get(f"/subscribers/{h.default_imsi}")  # logged in already
-    assert status == 200
-    assert subscriber["status"] == "active"  # its first write activated it
+def documented_example(page: str, test_name: str) -> str:
+    """The fenced ``python`` block of ``page`` that defines ``test_name``, exactly as a reader
+    copies it: the examples are run from the page, so the page cannot drift from the plugin."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
+    [block] = [b for b in blocks if f"def {test_name}(" in b]
+    return str(block)
 
 
-def test_each_test_starts_from_a_clean_emulator(harvest_emulator):
-    assert harvest_emulator.entries() == []  # the data above is gone
-    assert harvest_emulator.clock()["frozen"] is False
+#: docs/testing.md's synchronous example: a user's synchronous tests.
+SYNC_EXAMPLE = documented_example("docs/testing.md", "test_device_data_reaches_the_api")
 
-    sim = harvest_emulator.create_sim()  # a second SIM, at its own 127.x.y.z
-    assert harvest_emulator.send("on", "text/plain", imsi=sim["imsi"]).status == 201
-    assert [e["content"] for e in harvest_emulator.entries(sim["imsi"])] == ["on"]
+#: docs/testing.md's async example: the fixture is synchronous, so any async plugin works with it.
+ASYNC_EXAMPLE = documented_example("docs/testing.md", "test_an_async_device_and_reader")
 
-
-@pytest.mark.harvest_settings(max_payload_bytes=16, quota_policy="reject")
-def test_with_other_settings(harvest_emulator):  # its own emulator, for this test only
-    assert harvest_emulator.send(b"x" * 17, "application/octet-stream").status == 413
-"""
-
-#: The README's async example: the fixture is synchronous, so any async plugin works with it.
-ASYNC_EXAMPLE = """
-import aiohttp
-import pytest
-
-
-@pytest.mark.asyncio
-async def test_an_async_device_and_reader(harvest_emulator):
-    sim = harvest_emulator.create_sim()
-    device = aiohttp.TCPConnector(local_addr=(sim["sessionAddress"], 0))  # be that SIM
-    async with aiohttp.ClientSession(connector=device) as session:
-        async with session.post(harvest_emulator.url, json={"temp": 22}) as response:
-            assert response.status == 201
-
-    url = f"{harvest_emulator.api_url}/subscribers/{sim['imsi']}/data"
-    async with aiohttp.ClientSession(headers=harvest_emulator.api.headers) as session:
-        async with session.get(url) as response:
-            assert [e["content"] for e in await response.json()] == ['{"temp": 22}']
-"""
+#: The README tour's example.
+README_EXAMPLE = documented_example("README.md", "test_a_device_write_reaches_the_api")
 
 #: How the plugin behaves in a suite: lazy start, dedicated emulators, a misused marker.
 LIFECYCLE_TESTS = """
@@ -137,8 +92,13 @@ def _run(pytester: pytest.Pytester, *files: tuple[str, str]) -> pytest.RunResult
 
 
 def test_a_users_synchronous_suite(pytester: pytest.Pytester) -> None:
-    result = _run(pytester, ("test_1_lifecycle", LIFECYCLE_TESTS), ("test_2_example", SYNC_EXAMPLE))
-    result.assert_outcomes(passed=6, errors=1)
+    result = _run(
+        pytester,
+        ("test_1_lifecycle", LIFECYCLE_TESTS),
+        ("test_2_example", SYNC_EXAMPLE),
+        ("test_3_readme", README_EXAMPLE),
+    )
+    result.assert_outcomes(passed=7, errors=1)
     result.stdout.fnmatch_lines(["*takes keyword arguments only*"])
 
 
