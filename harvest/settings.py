@@ -40,7 +40,7 @@ def _setting(default: Any, help: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the emulator can be told at start; see the README's settings table."""
+    """Everything the emulator can be told at start; see docs/settings.md."""
 
     host: str = _setting(
         "127.0.0.1", "address(es) every listener binds, comma-separated (0.0.0.0 or :: for all)"
