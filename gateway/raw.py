@@ -8,7 +8,6 @@ is binary (spec A1).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from harvest.domain import Group, Transport, Upload
 from harvest.errors import Dropped, HarvestError
 from harvest.ingest import Accepted, IngestService
 from harvest.requestlog import RequestLog
+from harvest.web import dumps
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Replies:
         framing can no longer be trusted."""
         hang_up = error.status == 413
         if self._unified(self.ingest.group_of(peer)):
-            body = json.dumps(error.body(), separators=(",", ":"))
+            body = dumps(error.body())
             return RawReply(raw_unified_reply(error.status, body), hang_up)
         return RawReply(str(error.status).encode("ascii"), hang_up)
 

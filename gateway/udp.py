@@ -127,7 +127,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                 for item, addr in accepted:
                     self.requests.record(
                         "udp", addr[0], item.sim.imsi, 201,
-                        sum(len(e.content) for e in item.mutation.entries), elapsed, self.name,
+                        item.size, elapsed, self.name,
                         None, item.replaced,
                     )  # fmt: skip
             if self.ingest.metrics is not None:

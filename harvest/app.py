@@ -16,7 +16,9 @@ from harvest.context import (
     LISTENERS,
     METRICS,
     SETTINGS,
+    STATEFUL,
     Listeners,
+    Resettable,
     services_context,
 )
 from harvest.control import control_app
@@ -202,6 +204,8 @@ def create_app(settings: Settings) -> web.Application:
         file_bytes=settings.request_log_file_bytes,
     )
     app[LOG_THROTTLE] = LogThrottle(settings.log_repeat_interval)
+    stateful: list[Resettable] = [clock, app[FAULTS], app[REQUEST_LOG]]
+    app[STATEFUL] = stateful
     app.cleanup_ctx.append(log_caps_context)  # first: it must close after every listener
     app[LISTENERS] = Listeners()
     setup_harvest(app, settings)

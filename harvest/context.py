@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 from aiohttp import web
 
@@ -57,7 +58,17 @@ class Listeners:
         return not self.draining and self.expected <= set(self.addresses)
 
 
+class Resettable(Protocol):
+    """A service that holds state: ``reset()`` puts it back as on a first start (it may be a
+    coroutine function)."""
+
+    def reset(self) -> object: ...
+
+
 SETTINGS = web.AppKey("settings", Settings)
+#: Every service that holds state, in the order ``POST /_emulator/reset`` resets them: each
+#: cleanup context adds what it builds.
+STATEFUL: web.AppKey[list[Resettable]] = web.AppKey("stateful", list)
 METRICS = web.AppKey("metrics", Metrics)
 FAULTS = web.AppKey("faults", Faults)
 CLOCK = web.AppKey("clock", EmulatorClock)
@@ -129,6 +140,7 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
         app[REGISTRY] = registry
         app[ERROR_LOG] = error_log = ErrorLog(app[CLOCK])
         app[QUOTAS] = quotas = make_quotas(settings, app[CLOCK])
+        app[STATEFUL] += [registry, error_log, quotas.limiter]
         metrics = app[METRICS]
         metrics.add_collector(
             StateCollector(

@@ -7,6 +7,7 @@ It is on by default; a setting turns it off or makes it require ``X-Emulator-Tok
 from __future__ import annotations
 
 import hmac
+import inspect
 import ipaddress
 import secrets
 from decimal import Decimal
@@ -19,12 +20,11 @@ from harvest.api import views
 from harvest.clock import ClockState
 from harvest.context import (
     CLOCK,
-    ERROR_LOG,
-    FAULTS,
     LISTENERS,
     QUOTAS,
     REGISTRY,
     SETTINGS,
+    STATEFUL,
     STORE,
 )
 from harvest.domain import ResourceType, Sim, SimStatus, normalise_address
@@ -102,13 +102,10 @@ async def reset(request: web.Request) -> web.Response:
     if set(body) - {"imsi"}:
         raise _invalid(f"Unknown field(s): {', '.join(sorted(set(body) - {'imsi'}))}.")
     if imsi is None:
-        await registry.reset()
-        request.config_dict[CLOCK].reset()
-        request.config_dict[ERROR_LOG].clear()
-        request.config_dict[FAULTS].clear()
-        request.config_dict[requestlog.REQUEST_LOG].clear()
-        request.config_dict[QUOTAS].limiter.reset()
-        await request.config_dict[HOUSEKEEPING].reload()
+        for service in request.config_dict[STATEFUL]:  # each back as on a first start
+            outcome = service.reset()
+            if inspect.isawaitable(outcome):
+                await outcome
         return json_response({"reset": "all"})
     sim = next((s for s in registry.all_sims() if s.imsi == imsi), None)
     if sim is None:

@@ -109,5 +109,6 @@ class ErrorLog:
             found.append(entry)
         return found
 
-    def clear(self) -> None:
+    def reset(self) -> None:
+        """Forget every entry (a control-plane reset)."""
         self._entries.clear()

@@ -265,7 +265,7 @@ class Faults:
         self.rules[rule.rule_id] = rule
         return rule
 
-    def clear(self) -> None:
+    def reset(self) -> None:
         """Forget every rule without telling the listeners (a reset starts over)."""
         self.rules.clear()
 

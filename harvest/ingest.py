@@ -70,6 +70,8 @@ class Accepted:
     #: Once stored: how many existing entries its writes replaced (same resource and
     #: millisecond, spec A1), for the metrics and the request log.
     replaced: int = 0
+    #: The upload's bytes as received (what every transport's request log line counts).
+    size: int = 0
 
     @property
     def entries(self) -> int:
@@ -367,7 +369,7 @@ class IngestService:
             entries += tuple(replace(e, time=e.time + 1) for e in entries)
         return Accepted(
             sim, group, PutEntries(entries, now, usage), reservation, upload.transport,
-            verdict.delay_ms,
+            verdict.delay_ms, size=len(upload.body),
         )  # fmt: skip
 
     def _options(self, group: Group) -> HarvestOptions:

@@ -146,7 +146,8 @@ class RequestLog:
                     break
         return found
 
-    def clear(self) -> None:
+    def reset(self) -> None:
+        """Forget the kept requests (a control-plane reset)."""
         self._ring.clear()
 
 

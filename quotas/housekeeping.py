@@ -32,7 +32,16 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from aiohttp import web
 
 from harvest.clock import EmulatorClock
-from harvest.context import CLOCK, FAULTS, METRICS, QUOTAS, REGISTRY, SETTINGS, STORE
+from harvest.context import (
+    CLOCK,
+    FAULTS,
+    METRICS,
+    QUOTAS,
+    REGISTRY,
+    SETTINGS,
+    STATEFUL,
+    STORE,
+)
 from harvest.domain import Group, ResourceType, Sim, SimStatus
 from harvest.faults import FaultRule, Faults
 from harvest.metrics import Metrics
@@ -91,6 +100,10 @@ class Housekeeping:
         self.swept = 0
 
     # --- start, reset, clock --------------------------------------------------------------------
+    async def reset(self) -> None:
+        """After a control-plane reset: start over from the (wiped) ledger."""
+        await self.reload()
+
     async def reload(self) -> None:
         """Seed the quota service from the ledger for the clock's day and month, and record the
         day's Harvest days. Call after a start, a reset or a clock change."""
@@ -351,6 +364,7 @@ async def housekeeping_context(app: web.Application) -> AsyncIterator[None]:
     app[FAULTS].listeners.append(housekeeping.faults_removed)
     await housekeeping.reload()
     app[HOUSEKEEPING] = housekeeping
+    app[STATEFUL].append(housekeeping)  # last: it reloads from what the others left
     task = asyncio.create_task(housekeeping.run(), name="housekeeping")
     try:
         yield

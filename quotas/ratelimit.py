@@ -394,6 +394,6 @@ class RateLimiter:
             self.calls_in_flight.end(key)
 
     def reset(self) -> None:
-        """Refill every bucket and budget."""
+        """Refill every bucket and budget (requests in flight stay counted: they are)."""
         self.device_writes.reset()
         self.api_calls.reset()
