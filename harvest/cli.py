@@ -9,9 +9,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gateway import simulator
 from harvest import __version__, settings, snapshot
 from harvest.settings import SettingsError
+from harvest.simulator import cli as simulator
 from harvest.storage.sqlite import StoreError
 
 
