@@ -281,8 +281,8 @@ class ControlClient:
         *,
         reuse: bool,
     ) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection]:
-        """Send a request and read the status line; an idle kept connection that turns out
-        to be closed by the emulator is replaced once (nothing reached the emulator on it)."""
+        """Send a request and read the status line. A kept connection the emulator closed
+        while it was idle fails at once: the request then goes once more, on a new one."""
         connection = None
         if reuse:
             connection, self._idle = self._idle, None
@@ -409,8 +409,7 @@ class ControlClient:
     def export_snapshot(self) -> Iterator[Iterator[bytes]]:
         """``GET /_emulator/snapshot``: the snapshot's bytes a chunk at a time, as they come.
         A body cut short raises :class:`ControlPlaneBrokeOff` while it is read."""
-        with self._lock:
-            response, connection = self._send("GET", "/snapshot", None, {}, reuse=False)
+        response, connection = self._send("GET", "/snapshot", None, {}, reuse=False)
         try:
             if response.status != 200:
                 raise ControlPlaneError("export a snapshot", self._read(response))
@@ -434,8 +433,7 @@ class ControlClient:
         with path.open("rb") as handle:
             size = path.stat().st_size
             headers = {"Content-Type": content_type, "Content-Length": str(size)}
-            with self._lock:
-                response, connection = self._send("PUT", "/snapshot", handle, headers, reuse=False)
+            response, connection = self._send("PUT", "/snapshot", handle, headers, reuse=False)
             try:
                 reply = self._read(response)
             finally:
