@@ -153,24 +153,26 @@ Script = Callable[[Answer], tuple[str, list[bytes]]]
 def scripted() -> Iterator[Script]:
     """A listener on 127.0.0.1 that answers each connection with ``answer(connection,
     request)`` and closes it; returns its URL and the requests it read."""
-    servers: list[socket.socket] = []
+    stop = threading.Event()
     threads: list[threading.Thread] = []
 
     def start(answer: Answer) -> tuple[str, list[bytes]]:
         listener = socket.create_server(("127.0.0.1", 0))
-        servers.append(listener)
+        listener.settimeout(0.05)  # to see ``stop`` (closing does not wake an accept)
         seen: list[bytes] = []
 
         def serve() -> None:
-            while True:
-                try:
-                    connection, _ = listener.accept()
-                except OSError:
-                    return
-                with connection:
-                    request = _read_request(connection)
-                    seen.append(request)
-                    answer(connection, request)
+            with listener:
+                while not stop.is_set():
+                    try:
+                        connection, _ = listener.accept()
+                    except TimeoutError:
+                        continue
+                    with connection:
+                        connection.settimeout(5)
+                        request = _read_request(connection)
+                        seen.append(request)
+                        answer(connection, request)
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
@@ -178,8 +180,7 @@ def scripted() -> Iterator[Script]:
         return f"http://127.0.0.1:{listener.getsockname()[1]}", seen
 
     yield start
-    for listener in servers:
-        listener.close()
+    stop.set()
     for thread in threads:
         thread.join(5)
 
