@@ -9,9 +9,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gateway import simulator
-from harvest import __version__, settings, snapshot
+from harvest import __version__, settings
 from harvest.settings import SettingsError
+from harvest.simulator import cli as simulator
+from harvest.snapshot import cli as snapshot
 from harvest.storage.sqlite import StoreError
 
 

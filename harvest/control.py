@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harvest import errors, middleware, requestlog, snapshot, wire
+from harvest import errors, middleware, requestlog, wire
 from harvest.api import views
 from harvest.clock import ClockState
 from harvest.context import (
@@ -29,6 +29,7 @@ from harvest.context import (
 )
 from harvest.domain import ResourceType, Sim, SimStatus, normalise_address
 from harvest.errors import HarvestError
+from harvest.snapshot import handlers as snapshot_handlers
 from harvest.storage.base import DeleteResourceData, UsageKind
 from harvest.web import Handler, json_response, read_json_object
 from quotas.calendar import utc_day
@@ -373,5 +374,5 @@ def control_app() -> web.Application:
     app.router.add_post("/clock/advance", advance_clock)
     middleware.add_fault_routes(app.router)
     requestlog.add_routes(app.router)
-    snapshot.add_routes(app)
+    snapshot_handlers.add_routes(app)
     return app

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from harvest.pytest_plugin import HarvestEmulator
+from harvest.testing import HarvestEmulator
 
 T0 = int(datetime(2026, 3, 10, 12, tzinfo=UTC).timestamp() * 1000)
 

@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 import yaml
 
-from gateway.simulator import FleetConfig, ProtocolName, run_fleet
+from harvest.simulator import FleetConfig, ProtocolName, run_fleet
 from tests.support.clients import ApiClient, Device, device_session
 from tests.support.process import running
 

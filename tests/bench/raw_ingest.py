@@ -12,7 +12,7 @@ Two servers run as subprocesses, each on its own uvloop event loop:
   UDP listener on one port that answers ``201`` to every read (TCP) and every datagram (UDP),
   and does nothing else. It prints a banner line in the emulator's format.
 
-The load is the product's fleet engine, :func:`gateway.simulator.run_fleet`, with ``rate=0``:
+The load is the product's fleet engine, :func:`harvest.simulator.run_fleet`, with ``rate=0``:
 ``--sims`` SIMs, each with its own socket bound to its session address (127.x.y.z), each
 sending its next 60-byte message as soon as the last one is answered (one in flight per SIM).
 The SIMs are created once through the emulator's control plane; every round, ``run_fleet``
@@ -22,7 +22,7 @@ same session addresses just work). With ``--generators N`` the fleet is split ov
 
 Rounds alternate baseline, emulator, baseline, ... per protocol, after one unmeasured warm-up
 round each. The CPU window of a round opens when ``run_fleet`` has provisioned its SIMs (the
-benchmark wraps ``gateway.simulator.provision`` to mark it, so the control-plane look-ups are
+benchmark wraps ``harvest.simulator.fleet.provision`` to mark it, so the control-plane look-ups are
 not counted) and closes when ``run_fleet`` returns. For each server and protocol the figures
 are medians over its rounds: stored (``201``) messages per second, p50 and p99 latency (as the
 fleet engine measures them), the server's CPU time per answered message (main thread and
@@ -59,8 +59,10 @@ from typing import Any, Literal, cast
 
 import aiohttp
 
-from gateway import simulator
-from gateway.simulator import FleetConfig, FleetSummary, SimInfo, Target, fleet_imsis, run_fleet
+from harvest.simulator import channels
+from harvest.simulator import fleet as fleet_engine
+from harvest.simulator.fleet import FleetConfig, FleetSummary, Latency, fleet_imsis, run_fleet
+from harvest.simulator.target import SimInfo, Target
 from tests.bench._common import (
     ROOT,
     CpuSample,
@@ -251,7 +253,7 @@ async def _fleet_in_window(
     """``run_fleet(config)``; ``mark`` is set when its SIMs are provisioned (the window opens),
     and with ``go`` the fleet then waits for it before sending (several generators start
     together)."""
-    original = simulator.provision
+    original = fleet_engine.provision
 
     async def provision_then_mark(
         config: FleetConfig, target: Target | None = None
@@ -263,11 +265,11 @@ async def _fleet_in_window(
             await go
         return found
 
-    simulator.provision = provision_then_mark
+    fleet_engine.provision = provision_then_mark
     try:
         return await run_fleet(config)
     finally:
-        simulator.provision = original
+        fleet_engine.provision = original
 
 
 @dataclass
@@ -325,7 +327,7 @@ def merge(summaries: Sequence[FleetSummary]) -> FleetSummary:
     total.rate = sum(s.rate for s in summaries)
     latencies = [s.latency_ms for s in summaries if s.latency_ms is not None]
     if latencies:
-        total.latency_ms = simulator.Latency(
+        total.latency_ms = Latency(
             p50=max(lat.p50 for lat in latencies),
             p90=max(lat.p90 for lat in latencies),
             p99=max(lat.p99 for lat in latencies),
@@ -408,7 +410,7 @@ class Helper:
         data.pop("refused_total", None)
         summary = FleetSummary(**data)
         if latency is not None:
-            summary.latency_ms = simulator.Latency(**latency)
+            summary.latency_ms = Latency(**latency)
         return summary, float(reply["cpu_s"])
 
     def stop(self) -> None:
@@ -517,7 +519,7 @@ class Totals:
     emulator_other: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
-_UNANSWERED = (simulator.TIMEOUT, simulator.DISCONNECTED)
+_UNANSWERED = (channels.TIMEOUT, channels.DISCONNECTED)
 
 
 async def benchmark(
@@ -537,7 +539,7 @@ async def benchmark(
                 totals.emulator_other[reason] += count
 
     # The SIMs exist before the first round (created once through the control plane).
-    await simulator.provision(
+    await fleet_engine.provision(
         FleetConfig(endpoint=bench.emulator.server.base_url, sims=bench.sims, imsi_base=IMSI_BASE)
     )
     servers = (bench.baseline, bench.emulator)

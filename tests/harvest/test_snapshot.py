@@ -33,7 +33,7 @@ from harvest.domain import (
     SimStatus,
 )
 from harvest.settings import Settings
-from harvest.snapshot import Export, ImportFailed, SnapshotError, import_file, msgpack
+from harvest.snapshot import Export, ImportFailed, SnapshotError, handlers, import_file, msgpack
 from harvest.storage import MemoryStore, SqliteStore, Store, codec
 from harvest.storage.base import (
     ACCOUNT_WIDE,
@@ -787,7 +787,7 @@ async def test_an_upload_over_the_limit_is_413(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     exported = await _get_snapshot(emulator)
-    monkeypatch.setattr(snapshot, "MAX_UPLOAD_BYTES", len(exported) - 1)
+    monkeypatch.setattr(handlers, "MAX_UPLOAD_BYTES", len(exported) - 1)
     status, body = await _put_snapshot(emulator, exported)
     assert status == 413
     assert str(len(exported) - 1) in body["message"]

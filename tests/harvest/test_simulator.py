@@ -26,9 +26,8 @@ from typing import Any
 
 import pytest
 
-from gateway import simulator
-from gateway.simulator import FleetConfig, Target, payload, run_fleet
-from harvest import cli
+from harvest import cli, simulator
+from harvest.simulator import FleetConfig, Target, payload, run_fleet
 from tests.support.process import Process, running
 
 pytestmark = pytest.mark.timeout(60)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harvest.pytest_plugin import (
+from harvest.testing import (
     HarvestEmulator,
     HarvestEmulatorError,
     HarvestEmulatorServer,
@@ -126,6 +126,28 @@ def test_a_users_async_suite_with_session_settings(pytester: pytest.Pytester) ->
         ("test_settings", settings_test),
     )
     result.assert_outcomes(passed=2)
+
+
+def test_the_plugins_former_module_still_loads_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A suite that names ``harvest.pytest_plugin`` itself (``-p``, ``pytest_plugins``), with
+    the entry points off, still gets the fixture and the marker."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile(
+        test_old_name="""
+        import pytest
+
+        @pytest.mark.harvest_settings(max_payload_bytes=4)
+        def test_old_name(harvest_emulator):
+            assert harvest_emulator.send(b"12345", None).status == 413
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "harvest.pytest_plugin", "-p", "no:cacheprovider", "--strict-markers", timeout=60
+    )
+    result.assert_outcomes(passed=1)
 
 
 # --- the handle, in-process ----------------------------------------------------------------

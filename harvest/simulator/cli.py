@@ -1,0 +1,396 @@
+"""The simulator's command line: ``harvest-emulator device send`` and ``harvest-emulator
+fleet``, their arguments, and what each prints and exits with.
+
+Both commands work against any emulator. A loopback session address only routes to a loopback
+endpoint, so against a remote endpoint they do not bind one: the emulator then sees this host's
+own address (and attributes the messages to whichever SIM has it, or answers 403).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import math
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from harvest import wire
+from harvest.simulator.devices import send_once
+from harvest.simulator.fleet import DEFAULT_IMSI_BASE, FleetConfig, run_fleet
+from harvest.simulator.target import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_HARVEST_PORT,
+    DEFAULT_UNIFIED_PORT,
+    PROTOCOLS,
+    ProtocolName,
+    SimulatorError,
+    Target,
+    find_sim,
+)
+
+T = TypeVar("T")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _timestamp(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not UNIX milliseconds: {text!r}")
+    return int(text)
+
+
+def _hex_bytes(text: str) -> bytes:
+    cleaned = "".join(text.split()).replace(":", "")
+    if cleaned[:2].lower() == "0x":
+        cleaned = cleaned[2:]
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not hex bytes: {text!r}") from None
+
+
+def _address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
+
+
+def _imsi(text: str) -> str:
+    if not wire.is_imsi(text):
+        raise argparse.ArgumentTypeError(f"an IMSI is 6 to 15 digits: {text!r}")
+    return text
+
+
+_BINDING_HELP = (
+    "A loopback session address is bound only when the endpoint is on loopback (an IP "
+    "address in 127.0.0.0/8 or ::1, or localhost): against a remote emulator it would not "
+    "route, so the message leaves from this host's own address and the emulator identifies "
+    "the SIM by that."
+)
+
+
+def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint",
+        default=DEFAULT_ENDPOINT,
+        metavar="URL",
+        help=f"the emulator's HTTP edge; raw TCP/UDP go to its host (default {DEFAULT_ENDPOINT})",
+    )
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, default="http", help="how to send (default http)"
+    )
+    parser.add_argument(
+        "--harvest-port",
+        type=_port,
+        default=DEFAULT_HARVEST_PORT,
+        metavar="PORT",
+        help=f"raw TCP/UDP Harvest port (default {DEFAULT_HARVEST_PORT})",
+    )
+    parser.add_argument(
+        "--unified-port",
+        type=_port,
+        default=DEFAULT_UNIFIED_PORT,
+        metavar="PORT",
+        help=f"raw TCP/UDP Unified Endpoint port (default {DEFAULT_UNIFIED_PORT})",
+    )
+    parser.add_argument(
+        "--unified",
+        action="store_true",
+        help="write to the Unified Endpoint: its port for tcp/udp, the edge's /_unified path "
+        "for http; a reply in the Unified format is judged by Harvest's status inside it",
+    )
+    parser.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        help="X-Emulator-Token for a token-protected control plane",
+    )
+
+
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``device`` (with ``device send``) and ``fleet`` on ``harvest-emulator``."""
+    device = subparsers.add_parser(
+        "device",
+        help="act as one simulated device",
+        description="Act as one simulated device (a SIM's session address).",
+    )
+    device_commands = device.add_subparsers(dest="device_command", metavar="COMMAND", required=True)
+    send = device_commands.add_parser(
+        "send",
+        help="send one message and print the reply",
+        description=(
+            "Send one message from a SIM's session address over HTTP, raw TCP or raw UDP and "
+            "print the emulator's reply. Exit status: 0 if stored (201), 1 if refused, 2 if "
+            "the emulator could not be reached. " + _BINDING_HELP
+        ),
+    )
+    _add_target_arguments(send)
+    body = send.add_mutually_exclusive_group(required=True)
+    body.add_argument("--text", metavar="TEXT", help="the message as text (text/plain over http)")
+    body.add_argument(
+        "--json",
+        dest="json_body",
+        metavar="JSON",
+        help="the message as JSON text (application/json over http; sent as given)",
+    )
+    body.add_argument(
+        "--hex",
+        dest="hex_body",
+        type=_hex_bytes,
+        metavar="HEX",
+        help="the message as hex bytes, e.g. cafe0001 (application/octet-stream over http)",
+    )
+    sim = send.add_mutually_exclusive_group()
+    sim.add_argument(
+        "--imsi",
+        type=_imsi,
+        help="send as this SIM: its session address is looked up through the control plane",
+    )
+    sim.add_argument(
+        "--source",
+        type=_address,
+        metavar="ADDRESS",
+        help="bind this source address (always, even against a remote endpoint); "
+        "with neither --imsi nor --source nothing is bound",
+    )
+    send.add_argument(
+        "--content-type",
+        metavar="TYPE",
+        help="http only: the Content-Type to send ('' for none; default from the body option)",
+    )
+    send.add_argument(
+        "--timestamp",
+        type=_timestamp,
+        metavar="MS",
+        help="http only: X-Soracom-Timestamp, the entry's time in UNIX milliseconds",
+    )
+    send.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long to wait for the reply (default 5)",
+    )
+
+    fleet = subparsers.add_parser(
+        "fleet",
+        help="run many simulated devices and summarise what was stored",
+        description=(
+            "Run N simulated devices, each a SIM with its own session address (created through "
+            "the control plane if needed), sending at a rate for a time or a count; then print "
+            "what was sent, stored and refused (by reason), the achieved rate and the latency. "
+            "Exit status: 0 if every message was stored, 1 if some were not, 2 if the emulator "
+            "could not be reached. " + _BINDING_HELP
+        ),
+    )
+    _add_target_arguments(fleet)
+    fleet.add_argument(
+        "--sims", type=_positive_int, default=10, metavar="N", help="how many SIMs (default 10)"
+    )
+    fleet.add_argument(
+        "--imsi-base",
+        type=_imsi,
+        default=DEFAULT_IMSI_BASE,
+        metavar="IMSI",
+        help=f"IMSI of the first SIM, the others follow (default {DEFAULT_IMSI_BASE}); "
+        "existing SIMs are reused",
+    )
+    fleet.add_argument(
+        "--rate",
+        type=_non_negative_float,
+        default=1.0,
+        metavar="PER_SECOND",
+        help="messages per second per SIM; 0 sends each as soon as the last is answered "
+        "(default 1)",
+    )
+    fleet.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="run this long (default 10 s unless --count is given)",
+    )
+    fleet.add_argument(
+        "--count",
+        type=_positive_int,
+        metavar="N",
+        help="messages per SIM (with --duration: whichever ends first)",
+    )
+    fleet.add_argument(
+        "--size",
+        type=_positive_int,
+        default=60,
+        metavar="BYTES",
+        help="message size, a JSON-looking body (default 60)",
+    )
+    fleet.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=2.0,
+        metavar="SECONDS",
+        help="wait this long for each reply, per datagram for udp (default 2)",
+    )
+    fleet.add_argument(
+        "--content-type",
+        default="application/json",
+        metavar="TYPE",
+        help="http only: the Content-Type ('' for none; default application/json)",
+    )
+    fleet.add_argument(
+        "--json",
+        dest="json_output",
+        action="store_true",
+        help="print the summary as JSON (for benchmarks)",
+    )
+
+
+def _loop_run(main: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"harvest-emulator: error: {message}", file=sys.stderr)
+    return code
+
+
+async def _device_send(namespace: argparse.Namespace) -> int:
+    protocol: ProtocolName = namespace.protocol
+    if protocol != "http":
+        for flag, value in (
+            ("--timestamp", namespace.timestamp),
+            ("--content-type", namespace.content_type),
+        ):
+            if value is not None:
+                return _fail(f"{flag} is for --protocol http only", 2)
+    target = Target.parse(namespace.endpoint, namespace.harvest_port, namespace.unified_port)
+    if namespace.text is not None:
+        body, content_type = namespace.text.encode(), "text/plain"
+    elif namespace.json_body is not None:
+        body, content_type = namespace.json_body.encode(), "application/json"
+    else:
+        body, content_type = namespace.hex_body, "application/octet-stream"
+    if namespace.content_type is not None:
+        content_type = namespace.content_type
+    source: str | None = namespace.source
+    if namespace.imsi is not None:
+        sim = await asyncio.to_thread(find_sim, target, namespace.control_token, namespace.imsi)
+        if sim is None:
+            return _fail(f"no SIM with IMSI {namespace.imsi} at {target.base}", 1)
+        if sim.session_address is None:
+            return _fail(f"SIM {sim.imsi} has no session address", 1)
+        source = target.source_for(sim.session_address)
+        if source is None:
+            print(
+                f"note: not binding {sim.session_address} (SIM {sim.imsi}'s loopback address): "
+                f"{target.host} is not on loopback, so this host's own address is used",
+                file=sys.stderr,
+            )
+    reply = await send_once(
+        target,
+        protocol,
+        body,
+        source=source,
+        unified=namespace.unified,
+        content_type=content_type,
+        timestamp=namespace.timestamp,
+        wait_s=namespace.timeout,
+    )
+    print(reply.text, flush=True)
+    return 0 if reply.stored else 1
+
+
+async def _fleet(namespace: argparse.Namespace) -> int:
+    config = FleetConfig(
+        endpoint=namespace.endpoint,
+        sims=namespace.sims,
+        protocol=namespace.protocol,
+        rate=namespace.rate,
+        duration=namespace.duration,
+        count=namespace.count,
+        size=namespace.size,
+        imsi_base=namespace.imsi_base,
+        unified=namespace.unified,
+        harvest_port=namespace.harvest_port,
+        unified_port=namespace.unified_port,
+        timeout=namespace.timeout,
+        control_token=namespace.control_token,
+        content_type=namespace.content_type,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+
+    def interrupted() -> None:
+        stop.set()
+        # a second Ctrl-C ends the command at once
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, interrupted)
+            handled.append(sig)
+    try:
+        summary = await run_fleet(config, progress=sys.stderr, stop=stop)
+    finally:
+        for sig in handled:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    print(summary.to_json() if namespace.json_output else summary.text(), flush=True)
+    return summary.exit_code()
+
+
+def run(namespace: argparse.Namespace) -> int:
+    """Run ``device send`` or ``fleet`` as parsed by :func:`add_commands`; the exit status."""
+    commands: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+        "device": _device_send,
+        "fleet": _fleet,
+    }
+    command = commands.get(getattr(namespace, "command", ""))
+    if command is None:
+        return _fail(f"unknown command {getattr(namespace, 'command', None)!r}", 2)
+    try:
+        return _loop_run(command(namespace))
+    except SimulatorError as error:
+        return _fail(str(error), error.exit_code)
+    except KeyboardInterrupt:
+        return 130
