@@ -24,9 +24,10 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
+    Sequence,
 )
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from harvest.domain import ApiToken, AuthKey, DataEntry, Group, Operator, Sim
 from harvest.snapshot.format import (
@@ -68,6 +69,13 @@ PAGE = 2000
 BATCH = 5000
 
 
+#: One paged section of an export: how to page it from the read view, how to encode one item,
+#: and the name it is counted under in the end record.
+_Section = tuple[
+    Callable[[int], AsyncGenerator[Sequence[Any], None]], Callable[[Any], list[Any]], str
+]
+
+
 class ImportFailed(RuntimeError):
     """The store failed while a checked snapshot was being applied."""
 
@@ -105,33 +113,22 @@ class Export:
                 counts[COUNTS[name]] = len(records)
             buffer += pack(["provisioned", state.provisioned])
 
-            async with contextlib.aclosing(reader.entries(self._page)) as entry_pages:
-                async for entries in entry_pages:
-                    for e in entries:
-                        buffer += pack(entry_record(e))
-                    counts["entries"] += len(entries)
-                    if len(buffer) >= CHUNK:
-                        digest.update(buffer)
-                        yield bytes(buffer)
-                        buffer.clear()
-            async with contextlib.aclosing(reader.resources(self._page)) as resource_pages:
-                async for resources in resource_pages:
-                    for r in resources:
-                        buffer += pack(resource_record(r))
-                    counts["resources"] += len(resources)
-                    if len(buffer) >= CHUNK:
-                        digest.update(buffer)
-                        yield bytes(buffer)
-                        buffer.clear()
-            async with contextlib.aclosing(reader.ledger(self._page)) as ledger_pages:
-                async for rows in ledger_pages:
-                    for u in rows:
-                        buffer += pack(usage_record(u))
-                    counts["ledger"] += len(rows)
-                    if len(buffer) >= CHUNK:
-                        digest.update(buffer)
-                        yield bytes(buffer)
-                        buffer.clear()
+            # Data, resource metadata and the ledger, each paged from the one read view.
+            sections: tuple[_Section, ...] = (
+                (reader.entries, entry_record, "entries"),
+                (reader.resources, resource_record, "resources"),
+                (reader.ledger, usage_record, "ledger"),
+            )
+            for pages_of, record_of, counted in sections:
+                async with contextlib.aclosing(pages_of(self._page)) as pages:
+                    async for items in pages:
+                        for item in items:
+                            buffer += pack(record_of(item))
+                        counts[counted] += len(items)
+                        if len(buffer) >= CHUNK:
+                            digest.update(buffer)
+                            yield bytes(buffer)
+                            buffer.clear()
         digest.update(buffer)
         buffer += pack(end_record(counts, digest.hexdigest()))
         self.info = SnapshotInfo(created_ms, kind, self._clock_ms, counts)
