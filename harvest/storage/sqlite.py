@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -29,23 +28,8 @@ from harvest.domain import DataEntry, ResourceMetadata, ResourceType
 from harvest.storage import codec
 from harvest.storage.base import (
     CategoryQuery,
-    DeleteEntry,
-    DeleteEverything,
-    DeleteGroup,
-    DeleteResourceData,
-    DeleteTokens,
     EntryQuery,
-    ExpireEntries,
-    MarkProvisioned,
     Mutation,
-    PutAuthKey,
-    PutEntries,
-    PutGroup,
-    PutOperator,
-    PutResource,
-    PutSim,
-    PutToken,
-    RecordUsage,
     Replaced,
     SnapshotReader,
     StateSnapshot,
@@ -53,6 +37,7 @@ from harvest.storage.base import (
     Usage,
     UsageKind,
 )
+from harvest.storage.sqlite_writes import commit_on_writer_thread
 
 log = logging.getLogger(__name__)
 
@@ -115,47 +100,6 @@ DELETE FROM ledger WHERE kind IN ('read', 'read_bytes') AND NOT EXISTS (
 """,
 }
 
-# An entry is keyed by (resource, time): a later write at the key replaces it (spec A1). The
-# update calls harvest_replaced(), a function of the store's, only for the rows it replaces,
-# with the row's place in the transaction (the 8th parameter): how the store tells each writer
-# what it replaced, at no cost to the writes that replace nothing.
-_PUT_ENTRY = """
-INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (operator_id, resource_type, resource_id, time) DO UPDATE SET
-    content_type = harvest_replaced(?, excluded.content_type),
-    content = excluded.content,
-    category = excluded.category
-"""
-# attributeNames accumulate: the union of the stored names and the batch's names.
-_PUT_RESOURCE = """
-INSERT INTO resources VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (operator_id, resource_type, resource_id) DO UPDATE SET
-    last_modified = max(last_modified, excluded.last_modified),
-    attribute_names = CASE
-        WHEN excluded.attribute_names = '[]' THEN attribute_names
-        ELSE (SELECT json_group_array(value) FROM (
-            SELECT value FROM json_each(resources.attribute_names)
-            UNION SELECT value FROM json_each(excluded.attribute_names)))
-    END
-"""
-# A Harvest-enabled day counts once however often it is recorded; other kinds add up.
-_RECORD_USAGE = """
-INSERT INTO ledger VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = CASE
-    WHEN kind = 'harvest_day' THEN 1 ELSE count + excluded.count END
-"""
-_WIPE = (
-    "meta",
-    "operators",
-    "auth_keys",
-    "tokens",
-    "groups",
-    "sims",
-    "entries",
-    "resources",
-    "ledger",
-)
-
 
 class StoreError(RuntimeError):
     """The database cannot be used (newer schema, not a database, disk failure)."""
@@ -165,200 +109,6 @@ class StoreError(RuntimeError):
 class _Waiter:
     mutations: Sequence[Mutation]
     future: asyncio.Future[Replaced]
-
-
-class _Plan:
-    """Turns mutations into ordered ``executemany`` steps, merging runs of the same statement.
-
-    Entry writes commute with each other, so consecutive ``PutEntries`` are gathered into one
-    step per table; any other mutation flushes them first, which keeps the order that matters
-    (a reset followed by provisioning in the same batch).
-    """
-
-    def __init__(self, known: dict[tuple[str, str, str], frozenset[str]] | None = None) -> None:
-        self.steps: list[tuple[str, list[tuple[Any, ...]]]] = []
-        #: Attribute names already stored per resource (the store's cache, writer thread only):
-        #: a resource whose names are all known is upserted without the JSON union.
-        self.known = known if known is not None else {}
-        #: This plan deletes or replaces resource rows: the cache is stale after it.
-        self.invalidates = False
-        self.touched: dict[tuple[str, str, str], set[str]] = {}
-        self._entries: list[tuple[Any, ...]] = []
-        #: For each entry row of the transaction, in order, the mutation that wrote it.
-        self.entry_owner: list[int] = []
-        self._added = 0
-        self._resources: dict[tuple[str, str, str], tuple[int, set[str]]] = {}
-        self._usage: dict[tuple[str, str, str, str], int] = {}
-
-    def _step(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
-        if self.steps and self.steps[-1][0] == sql:
-            self.steps[-1][1].extend(rows)
-        else:
-            self.steps.append((sql, list(rows)))
-
-    def _flush_data(self) -> None:
-        if self._entries:
-            self._step(_PUT_ENTRY, self._entries)
-            self._entries = []
-        if self._resources:
-            rows = []
-            for key, (modified, names) in self._resources.items():
-                known = self.known.get(key)
-                if known is not None and names <= known:
-                    rows.append((*key, modified, "[]"))  # the row exists with these names
-                else:
-                    rows.append((*key, modified, json.dumps(sorted(names))))
-                    self.touched[key] = names
-            self._step(_PUT_RESOURCE, rows)
-            self._resources = {}
-        if self._usage:
-            self._step(_RECORD_USAGE, ((*key, n) for key, n in self._usage.items()))
-            self._usage = {}
-
-    def _add_usage(self, usage: tuple[Usage, ...]) -> None:
-        for row in usage:
-            key = (row.operator_id, row.day, row.imsi, row.kind.value)
-            if row.kind is UsageKind.HARVEST_DAY:
-                self._usage[key] = 1
-            else:
-                self._usage[key] = self._usage.get(key, 0) + row.count
-
-    def add(self, mutation: Mutation) -> None:
-        position = self._added
-        self._added += 1
-        if isinstance(mutation, PutEntries):
-            for entry in mutation.entries:
-                key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
-                row = len(self.entry_owner)
-                self.entry_owner.append(position)
-                self._entries.append(
-                    (*key, entry.time, entry.content_type, entry.content, entry.category, row)
-                )
-                modified, names = self._resources.get(key, (0, set()))
-                names.update(entry.attribute_names())
-                self._resources[key] = (max(modified, mutation.written_ms), names)
-            self._add_usage(mutation.usage)
-            return
-        if isinstance(mutation, RecordUsage):
-            self._add_usage(mutation.usage)
-            return
-        self._flush_data()
-        if isinstance(mutation, DeleteResourceData | DeleteEverything | PutResource):
-            self.invalidates = True
-            self.known = {}  # rows may be gone from here on in this very transaction
-        if isinstance(mutation, DeleteEntry):
-            self._step(
-                "DELETE FROM entries WHERE operator_id = ? AND resource_type = ? "
-                "AND resource_id = ? AND time = ?",
-                [
-                    (
-                        mutation.operator_id,
-                        mutation.resource_type.value,
-                        mutation.resource_id,
-                        mutation.time,
-                    )
-                ],
-            )
-        elif isinstance(mutation, ExpireEntries):
-            key = (mutation.operator_id, mutation.resource_type.value, mutation.resource_id)
-            where = "operator_id = ? AND resource_type = ? AND resource_id = ?"
-            self._step(
-                f"DELETE FROM entries WHERE {where} AND time IN (SELECT time FROM entries "
-                f"WHERE {where} AND time < ? ORDER BY time LIMIT ?)",
-                [(*key, *key, mutation.before_ms, mutation.limit)],
-            )
-        elif isinstance(mutation, DeleteResourceData):
-            key = (mutation.operator_id, mutation.resource_type.value, mutation.resource_id)
-            where = "WHERE operator_id = ? AND resource_type = ? AND resource_id = ?"
-            self._step(f"DELETE FROM entries {where}", [key])
-            self._step(f"DELETE FROM resources {where}", [key])
-        elif isinstance(mutation, PutResource):
-            meta = mutation.resource
-            self._step(
-                "INSERT OR REPLACE INTO resources VALUES (?, ?, ?, ?, ?)",
-                [
-                    (
-                        meta.operator_id,
-                        meta.resource_type.value,
-                        meta.resource_id,
-                        meta.last_modified_ms,
-                        json.dumps(list(meta.attribute_names)),
-                    )
-                ],
-            )
-        elif isinstance(mutation, PutOperator):
-            self._step(
-                "INSERT OR REPLACE INTO operators VALUES (?, ?)",
-                [(mutation.operator.operator_id, codec.dump(mutation.operator))],
-            )
-        elif isinstance(mutation, PutAuthKey):
-            self._step(
-                "INSERT OR REPLACE INTO auth_keys VALUES (?, ?)",
-                [(mutation.auth_key.key_id, codec.dump(mutation.auth_key))],
-            )
-        elif isinstance(mutation, PutToken):
-            self._step(
-                "INSERT OR REPLACE INTO tokens VALUES (?, ?)",
-                [(mutation.token.token, codec.dump(mutation.token))],
-            )
-        elif isinstance(mutation, DeleteTokens):
-            self._step("DELETE FROM tokens WHERE token = ?", [(t,) for t in mutation.tokens])
-        elif isinstance(mutation, PutGroup):
-            self._step(
-                "INSERT OR REPLACE INTO groups VALUES (?, ?)",
-                [(mutation.group.group_id, codec.dump(mutation.group))],
-            )
-        elif isinstance(mutation, DeleteGroup):
-            self._step("DELETE FROM groups WHERE group_id = ?", [(mutation.group_id,)])
-        elif isinstance(mutation, PutSim):
-            self._step(
-                "INSERT OR REPLACE INTO sims VALUES (?, ?)",
-                [(mutation.sim.imsi, codec.dump(mutation.sim))],
-            )
-        elif isinstance(mutation, DeleteEverything):
-            for table in _WIPE:
-                self._step(f"DELETE FROM {table}", [()])
-        elif isinstance(mutation, MarkProvisioned):
-            self._step("INSERT OR REPLACE INTO meta VALUES ('provisioned', '1')", [()])
-        else:  # pragma: no cover - the union is exhaustive
-            raise TypeError(f"unknown mutation {mutation!r}")
-
-    def finish(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        self._flush_data()
-        return self.steps
-
-
-def _commit_on_writer_thread(
-    db: sqlite3.Connection,
-    mutations: Sequence[Mutation],
-    known: dict[tuple[str, str, str], frozenset[str]],
-    replaced: list[int],
-) -> Replaced:
-    """Run on aiosqlite's thread: build the plan and commit it, or roll back. ``known`` (the
-    attribute names stored per resource) is updated only once the commit succeeded;
-    ``replaced`` is where ``harvest_replaced()`` notes the entry rows that replaced one."""
-    plan = _Plan(known)
-    for mutation in mutations:
-        plan.add(mutation)
-    steps = plan.finish()
-    replaced.clear()
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for sql, rows in steps:
-            db.executemany(sql, rows)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    if plan.invalidates:
-        known.clear()
-    else:
-        for key, names in plan.touched.items():
-            known[key] = known.get(key, frozenset()) | names
-    counts = [0] * len(mutations)
-    for row in replaced:
-        counts[plan.entry_owner[row]] += 1
-    return tuple(counts)
 
 
 async def _read_state(db: aiosqlite.Connection) -> StateSnapshot:
@@ -461,7 +211,8 @@ class SqliteStore:
         self._task = asyncio.create_task(self._commit_loop(), name="sqlite-group-commit")
 
     def _note_replaced(self, row: int, kept: str) -> str:
-        """``harvest_replaced()`` in :data:`_PUT_ENTRY`: note the row, keep the value."""
+        """``harvest_replaced()`` in the entry upsert (:mod:`harvest.storage.sqlite_writes`):
+        note the row, keep the value."""
         self._replaced.append(row)
         return kept
 
@@ -581,7 +332,7 @@ class SqliteStore:
         assert db is not None
         started = time.perf_counter()
         replaced: Replaced = await db._execute(  # type: ignore[no-untyped-call]
-            _commit_on_writer_thread, db._conn, mutations, self._known_names, self._replaced
+            commit_on_writer_thread, db._conn, mutations, self._known_names, self._replaced
         )
         if self.on_batch is not None:
             self.on_batch(len(mutations), time.perf_counter() - started)
