@@ -20,7 +20,7 @@ from harvest.identity import SessionTable
 from harvest.ingest import IngestService
 from harvest.metrics import Metrics, StateCollector
 from harvest.registry import Provisioning, Registry
-from harvest.requestlog import LOG_THROTTLE
+from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
 from harvest.settings import Settings
 from harvest.storage import MemoryStore, SqliteStore, Store
 from quotas.bundle import QuotaPolicy
@@ -164,6 +164,7 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
             drop_sessionless=settings.sessionless_sims == "drop",
             strict_json=settings.invalid_json == "refuse",
             throttle=app[LOG_THROTTLE],
+            reporter=app[REQUEST_LOG],
         )
         yield
     finally:

@@ -4,6 +4,11 @@ It identifies the SIM by its session address, applies the SIM's status and its g
 settings, enforces the size limit, turns the payload into a Harvest Data entry and stores it.
 It knows nothing of HTTP, TCP or UDP: transports only build an :class:`~harvest.domain.Upload`
 and render the :class:`~harvest.errors.HarvestError` it may raise.
+
+It also reports what happened to each upload, once: the write-latency metric and one record
+to its :class:`Reporter` (the request log) with the SIM, the status (``0``: no reply was sent),
+the bytes received, the reason of a refusal and the entries replaced. Transports report
+nothing themselves; a refusal of their own (a malformed header) goes through :meth:`refuse`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from harvest import errors
 from harvest.clock import Clock
@@ -23,7 +29,6 @@ from harvest.domain import (
     ResourceType,
     Sim,
     SimStatus,
-    Transport,
     Upload,
 )
 from harvest.errorlog import ErrorLog
@@ -52,6 +57,15 @@ from quotas.service import QuotaService
 log = logging.getLogger(__name__)
 
 
+class Reporter(Protocol):
+    """Where the outcome of each upload goes (:class:`harvest.requestlog.RequestLog`)."""
+
+    def record(
+        self, protocol: str, peer: str, imsi: str | None, status: int, size: int,
+        latency_s: float, target: str, reason: str | None = None, replaced: int = 0,
+    ) -> None: ...  # fmt: skip
+
+
 @dataclass(slots=True)
 class Accepted:
     """An upload that passed every check, ready to be stored.
@@ -64,14 +78,15 @@ class Accepted:
     group: Group
     mutation: PutEntries
     reservation: Reservation
-    transport: Transport
+    #: The upload as received (what its report names).
+    upload: Upload
     #: Injected delay before storing (a ``delay`` fault), in ms.
     delay_ms: int = 0
     #: Once stored: how many existing entries its writes replaced (same resource and
     #: millisecond, spec A1), for the metrics and the request log.
     replaced: int = 0
-    #: The upload's bytes as received (what every transport's request log line counts).
-    size: int = 0
+    #: When its checks began (``time.perf_counter()``): its reported latency starts there.
+    started: float = 0.0
 
     @property
     def entries(self) -> int:
@@ -101,11 +116,14 @@ class IngestService:
         drop_sessionless: bool = True,
         strict_json: bool = True,
         throttle: LogThrottle | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
         """``drop_sessionless``: a SIM without a data session gets no reply (the network's
         behaviour, spec B12), or, ``False``, an explicit ``403``. ``strict_json``: a body sent
         as JSON that does not parse is refused, or, ``False``, stored as sent. ``throttle``
-        keeps the line about refused writes to one per source per interval, with a count."""
+        keeps the line about refused writes to one per source per interval, with a count;
+        ``reporter`` gets one record per upload (see the module docstring)."""
+        self._reporter = reporter
         self._throttle = throttle
         self.drop_sessionless = drop_sessionless
         self.strict_json = strict_json
@@ -153,42 +171,69 @@ class IngestService:
 
     async def ingest(self, upload: Upload) -> Accepted:
         """Store one upload; raises :class:`HarvestError` for every refusal."""
-        started = time.perf_counter()
-        try:
-            accepted = self.prepare(upload)
-            await self.commit([accepted])
-        finally:
-            if self.metrics is not None:
-                self.metrics.protocol[upload.transport.value].latency.observe(
-                    time.perf_counter() - started
-                )
+        accepted = self.prepare(upload)
+        await self.commit([accepted])
         return accepted
 
     def prepare(self, upload: Upload) -> Accepted:
         """Every check and conversion, without storing; raises :class:`HarvestError`, or
-        :class:`Dropped` when the request is to get no answer at all."""
+        :class:`Dropped` when the request is to get no answer at all. A refusal is reported
+        here; an accepted upload when :meth:`commit` has stored it."""
+        started = time.perf_counter()
         metrics = self.metrics
         if metrics is not None:
             series = metrics.protocol[upload.transport.value]
             series.received.inc()
             series.payload_size.observe(len(upload.body))
         try:
-            return self._prepare(upload)
+            accepted = self._prepare(upload)
         except Dropped as dropped:
-            self._refused(upload, dropped.reason, answered=False)
+            self._refused(upload, dropped.reason, answered=False, started=started)
             raise
         except HarvestError as error:
-            self._refused(upload, error, answered=True)
+            self._refused(upload, error, answered=True, started=started)
             raise
+        except Exception:
+            self._report(upload, started, 500)
+            raise
+        accepted.started = started
+        return accepted
 
-    def _refused(self, upload: Upload, error: HarvestError | None, *, answered: bool) -> None:
-        """Count (by error code; ``dropped`` for a drop fault), log and show to the operator
-        (``GET /v1/logs``) why a write was refused, whether or not the device got an answer."""
+    def refuse(self, upload: Upload, error: HarvestError) -> None:
+        """Count, log and report a refusal the transport made itself, before the upload got
+        here (a malformed header, a bad Beam signature, a wrong method)."""
+        self._refused(upload, error, answered=True, started=time.perf_counter())
+
+    def _report(
+        self, upload: Upload, started: float, status: int, imsi: str | None = None,
+        reason: str | None = None, replaced: int = 0,
+    ) -> None:  # fmt: skip
+        """The upload's one report: its latency in the metrics, its record to the reporter."""
+        elapsed = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.protocol[upload.transport.value].latency.observe(elapsed)
+        if self._reporter is not None:
+            size = len(upload.body) if upload.size is None else upload.size
+            self._reporter.record(
+                upload.transport.value, upload.peer, imsi, status, size, elapsed,
+                upload.target, reason, replaced,
+            )  # fmt: skip
+
+    def _refused(
+        self, upload: Upload, error: HarvestError | None, *, answered: bool, started: float
+    ) -> None:
+        """Count (by error code; ``dropped`` for a drop fault), log, show to the operator
+        (``GET /v1/logs``) and report why a write was refused, whether or not the device got
+        an answer."""
         if self.metrics is not None:
             reason = "dropped" if error is None else error.code
             self.metrics.writes_refused.labels(upload.transport.value, reason).inc()
-        if error is None:
+        sim = self.sim_of(upload)
+        imsi = None if sim is None else sim.imsi
+        if error is None:  # a drop fault
+            self._report(upload, started, 0, imsi, "dropped")
             return
+        self._report(upload, started, error.status if answered else 0, imsi, error.code)
         line = (
             "refused %s write from %s: %s %s%s",
             upload.transport,
@@ -202,7 +247,6 @@ class IngestService:
         else:
             kind = f"refused {upload.transport} writes"
             self._throttle.log(log, logging.INFO, kind, source_of(upload.peer), *line)
-        sim = self.sim_of(upload)
         if sim is not None:  # with no SIM there is no operator to show it to
             self._error_log.record(
                 sim.operator_id,
@@ -236,7 +280,7 @@ class IngestService:
         error = None if sim is None else self.session_refusal(sim)
         if error is None:
             return True
-        self._refused(upload, error, answered=False)
+        self._refused(upload, error, answered=False, started=time.perf_counter())
         return False
 
     async def commit(self, accepted: Sequence[Accepted]) -> None:
@@ -253,12 +297,14 @@ class IngestService:
         except BaseException:
             for item in accepted:  # not stored: those writes do not count
                 self._quotas.release(item.sim.operator_id, item.reservation)
+                self._report(item.upload, item.started, 500, item.sim.imsi)
             raise
         finally:
             for item in accepted:  # answered either way: no longer in flight
                 self._quotas.finish(item.sim.imsi)
         for item, count in zip(accepted, replaced, strict=True):
             item.replaced = count
+            self._report(item.upload, item.started, 201, item.sim.imsi, None, count)
         if self.metrics is not None:
             self._count_stored(self.metrics, accepted)
         for imsi in {a.sim.imsi for a in accepted if a.sim.status is not SimStatus.ACTIVE}:
@@ -267,7 +313,7 @@ class IngestService:
     def _count_stored(self, metrics: Metrics, accepted: Sequence[Accepted]) -> None:
         for item in accepted:
             count = item.entries
-            series = metrics.protocol[item.transport.value]
+            series = metrics.protocol[item.upload.transport.value]
             series.stored.inc(count)
             if item.replaced:
                 series.replaced.inc(item.replaced)
@@ -368,8 +414,7 @@ class IngestService:
         if verdict.duplicate:  # the same content again a millisecond later, as a retry would
             entries += tuple(replace(e, time=e.time + 1) for e in entries)
         return Accepted(
-            sim, group, PutEntries(entries, now, usage), reservation, upload.transport,
-            verdict.delay_ms, size=len(upload.body),
+            sim, group, PutEntries(entries, now, usage), reservation, upload, verdict.delay_ms,
         )  # fmt: skip
 
     def _options(self, group: Group) -> HarvestOptions:
