@@ -88,7 +88,9 @@ def make_store(settings: Settings) -> Store:
     path = settings.database_path
     if path is None:
         return MemoryStore()
-    return SqliteStore(path, max_batch=settings.group_commit_max)
+    return SqliteStore(
+        path, max_batch=settings.group_commit_max, fold_after=settings.journal_fold_rows
+    )
 
 
 def make_quotas(settings: Settings, clock: EmulatorClock) -> QuotaService:
