@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from gateway import http
+from gateway.dnsserver import setup_dns
 from gateway.raw import RawHandler
 from gateway.tcp import TcpServer
 from gateway.udp import UdpEndpoint
@@ -140,6 +141,7 @@ def setup_gateway(app: web.Application, settings: Settings) -> None:
         app[LISTENERS].expect(f"{name}-tcp")
         app[LISTENERS].expect(f"{name}-udp")
     app.cleanup_ctx.append(raw_listeners_context)
+    setup_dns(app, settings)
     app.add_domain(wire.HARVEST_HOST, device_app("harvest"))
     for host in wire.UNIFIED_HOSTS:
         app.add_domain(host, device_app("unified"))

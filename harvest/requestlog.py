@@ -34,6 +34,8 @@ from harvest.web import json_response
 log = logging.getLogger("harvest.requests")
 
 FORMATS = ("off", "plain", "json")
+#: What a record's ``protocol`` says: a device write's transport, an API call, a DNS query.
+PROTOCOLS = ("http", "tcp", "udp", "api", "dns")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +193,10 @@ async def get_requests(request: web.Request) -> web.Response:
     if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= 100_000:
         raise HarvestError(errors.INVALID_PARAMETER, "limit must be from 1 to 100000.")
     protocol = request.query.get("protocol")
-    if protocol is not None and protocol not in ("http", "tcp", "udp", "api"):
-        raise HarvestError(errors.INVALID_PARAMETER, "protocol must be http, tcp, udp or api.")
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise HarvestError(
+            errors.INVALID_PARAMETER, f"protocol must be one of {', '.join(PROTOCOLS)}."
+        )
     found = request.config_dict[REQUEST_LOG].query(
         imsi=request.query.get("imsi"), protocol=protocol, limit=int(raw_limit)
     )
