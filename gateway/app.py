@@ -17,11 +17,11 @@ from aiohttp import web
 
 from gateway import http
 from gateway.dnsserver import setup_dns
-from gateway.raw import RawHandler
+from gateway.raw import BeamEntry, RawHandler
 from gateway.tcp import TcpServer
 from gateway.udp import UdpEndpoint
 from harvest import wire
-from harvest.context import INGEST, LISTENERS, SETTINGS
+from harvest.context import CLOCK, INGEST, LISTENERS, SETTINGS
 from harvest.domain import Transport
 from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
 from harvest.settings import Settings
@@ -80,6 +80,15 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                 name=f"{name}-tcp",
                 throttle=app[LOG_THROTTLE],
                 screen=handler.admits,
+                beam=None
+                if not settings.beam_psk
+                else BeamEntry(
+                    settings.beam_psk,
+                    max_skew_ms=settings.beam_max_skew_ms or None,
+                    now_ms=app[CLOCK].now_ms,
+                    requests=app[REQUEST_LOG],
+                    endpoint=name,
+                ),
             )
             for host in settings.hosts:
                 server = await loop.create_server(tcp.protocol, host, port, reuse_address=True)

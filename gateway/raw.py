@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.beam import BeamSignatureError, TcpFirstLine
 from gateway.unified import ResponseFormat, raw_unified_reply, response_format
+from harvest import errors
 from harvest.domain import Group, Transport, Upload
 from harvest.errors import Dropped, HarvestError
 from harvest.ingest import Accepted, IngestService
@@ -36,8 +39,42 @@ class RawReply:
     hang_up: bool = False
 
 
-def upload(transport: Transport, peer: str, body: bytes) -> Upload:
-    return Upload(transport=transport, peer=peer, body=body, content_type=None)
+def upload(transport: Transport, peer: str, body: bytes, imsi: str | None = None) -> Upload:
+    return Upload(transport=transport, peer=peer, body=body, content_type=None, imsi=imsi)
+
+
+class BeamEntry:
+    """Beam's signed first line on a raw TCP listener (notes 3.1, 3.4; setting ``beam_psk``):
+    a reader for each connection, and the answer to a line that does not verify: ``403`` and
+    the connection closed (what follows cannot be attributed), with ``HEM4011`` and the reason
+    in the request log, as an HTTP forward with a bad signature gets."""
+
+    def __init__(
+        self,
+        psk: str,
+        *,
+        max_skew_ms: int | None,
+        now_ms: Callable[[], int],
+        requests: RequestLog | None,
+        endpoint: str,
+    ) -> None:
+        self.psk = psk
+        self.max_skew_ms = max_skew_ms
+        self.now_ms = now_ms
+        self.requests = requests
+        self.endpoint = endpoint
+
+    def reader(self) -> TcpFirstLine:
+        return TcpFirstLine(self.psk, max_skew_ms=self.max_skew_ms, now_ms=self.now_ms)
+
+    def refused(self, peer: str, error: BeamSignatureError) -> RawReply:
+        log.info("refused a Beam TCP connection from %s: %s", peer, error)
+        if self.requests is not None:
+            self.requests.record(
+                Transport.TCP.value, peer, None, 403, 0, 0.0, self.endpoint,
+                errors.BEAM_SIGNATURE_INVALID.code,
+            )  # fmt: skip
+        return RawReply(b"403", hang_up=True)
 
 
 class Replies:
@@ -104,9 +141,9 @@ class RawHandler:
     def endpoint(self) -> str:
         return "unified" if self.replies.unified else "harvest"
 
-    async def __call__(self, body: bytes, peer: str) -> RawReply:
+    async def __call__(self, body: bytes, peer: str, imsi: str | None = None) -> RawReply:
         started = time.perf_counter()
-        message = upload(self.transport, peer, body)
+        message = upload(self.transport, peer, body, imsi)
         status, imsi, reason, replaced = 201, None, None, 0
         try:
             accepted = await self.ingest.ingest(message)
