@@ -18,11 +18,13 @@ from aiohttp import web
 from gateway import http
 from gateway.dnsserver import setup_dns
 from gateway.raw import BeamEntry, RawHandler
+from gateway.shaping import SHAPER, Shaper
 from gateway.tcp import TcpServer
 from gateway.udp import UdpEndpoint
 from harvest import wire
-from harvest.context import CLOCK, INGEST, LISTENERS, SETTINGS
-from harvest.domain import Transport
+from harvest.context import CLOCK, INGEST, LISTENERS, METRICS, SETTINGS
+from harvest.domain import Transport, Upload
+from harvest.linkcontrol import LINKS
 from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
 from harvest.settings import Settings
 
@@ -46,7 +48,7 @@ class RawListeners:
 RAW_LISTENERS = web.AppKey("raw_listeners", RawListeners)
 
 
-def _same(endpoint: UdpEndpoint) -> UdpEndpoint:
+def _same(endpoint: asyncio.DatagramProtocol) -> asyncio.DatagramProtocol:
     return endpoint
 
 
@@ -61,6 +63,11 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     raw = RawListeners()
     servers: list[asyncio.Server] = []
+    app[SHAPER] = shaper = Shaper(
+        app[LINKS],
+        lambda peer: ingest.sim_of(Upload(Transport.TCP, peer, b"")),
+        metrics=app[METRICS],
+    )
     try:
         for name, port_setting in ENDPOINTS:
             port = getattr(settings, port_setting)
@@ -91,7 +98,9 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                 ),
             )
             for host in settings.hosts:
-                server = await loop.create_server(tcp.protocol, host, port, reuse_address=True)
+                server = await loop.create_server(
+                    shaper.stream(tcp.protocol), host, port, reuse_address=True
+                )
                 servers.append(server)
                 port = port or server.sockets[0].getsockname()[1]
             raw.tcp[name] = tcp
@@ -108,7 +117,7 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                     throttle=app[LOG_THROTTLE],
                 )
                 await loop.create_datagram_endpoint(
-                    functools.partial(_same, endpoint), local_addr=(host, port)
+                    functools.partial(_same, shaper.datagram(endpoint)), local_addr=(host, port)
                 )
                 raw.udp[name].append(endpoint)
             listeners = app[LISTENERS]

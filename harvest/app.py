@@ -23,6 +23,8 @@ from harvest.context import (
 )
 from harvest.control import control_app
 from harvest.faults import Faults
+from harvest.linkcontrol import LINKS
+from harvest.links import LinkTable
 from harvest.logcaps import LogThrottle
 from harvest.metrics import Metrics
 from harvest.middleware import api_metrics_middleware, fault_middleware, get_metrics
@@ -204,7 +206,8 @@ def create_app(settings: Settings) -> web.Application:
         file_bytes=settings.request_log_file_bytes,
     )
     app[LOG_THROTTLE] = LogThrottle(settings.log_repeat_interval)
-    stateful: list[Resettable] = [clock, app[FAULTS], app[REQUEST_LOG]]
+    app[LINKS] = LinkTable(settings.link_seed)
+    stateful: list[Resettable] = [clock, app[FAULTS], app[REQUEST_LOG], app[LINKS]]
     app[STATEFUL] = stateful
     app.cleanup_ctx.append(log_caps_context)  # first: it must close after every listener
     app[LISTENERS] = Listeners()

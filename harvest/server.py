@@ -15,6 +15,7 @@ from typing import TextIO
 
 from aiohttp import web
 
+from gateway.shaping import SHAPER
 from harvest import edge, wire
 from harvest.app import create_app
 from harvest.context import LISTENERS, REGISTRY, SETTINGS
@@ -150,7 +151,9 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[web.Application, in
     await runner.setup()
     servers: list[asyncio.Server] = []
     try:
-        servers = await edge.listen(runner, settings.hosts, settings.port, guard)
+        shaper = app.get(SHAPER)
+        wrap = None if shaper is None else shaper.stream
+        servers = await edge.listen(runner, settings.hosts, settings.port, guard, wrap)
         addresses = [sock.getsockname() for server in servers for sock in server.sockets]
         app[LISTENERS].up("http", [_url(a) for a in addresses])
         yield app, addresses[0][1]
