@@ -22,7 +22,7 @@ from gateway.shaping import SHAPER, Shaper
 from gateway.tcp import TcpServer
 from gateway.udp import UdpEndpoint
 from harvest import wire
-from harvest.context import CLOCK, INGEST, LISTENERS, METRICS, SETTINGS
+from harvest.context import CLOCK, INGEST, LISTENERS, METRICS, SESSIONS, SETTINGS
 from harvest.domain import Transport, Upload
 from harvest.linkcontrol import LINKS
 from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
@@ -67,6 +67,7 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
         app[LINKS],
         lambda peer: ingest.sim_of(Upload(Transport.TCP, peer, b"")),
         metrics=app[METRICS],
+        sessions=app[SESSIONS],
     )
     try:
         for name, port_setting in ENDPOINTS:
@@ -99,7 +100,7 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
             )
             for host in settings.hosts:
                 server = await loop.create_server(
-                    shaper.stream(tcp.protocol), host, port, reuse_address=True
+                    shaper.stream(tcp.protocol, holds=True), host, port, reuse_address=True
                 )
                 servers.append(server)
                 port = port or server.sockets[0].getsockname()[1]

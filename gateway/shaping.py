@@ -28,6 +28,7 @@ from aiohttp import web
 from harvest.domain import Sim
 from harvest.links import DOWN, UP, Link, LinkProfile, LinkTable
 from harvest.metrics import Metrics
+from harvest.sessions import SessionTracker
 
 Factory = Callable[[], asyncio.BaseProtocol]
 Address = Any
@@ -43,17 +44,23 @@ class Shaper:
         *,
         metrics: Metrics | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        sessions: SessionTracker | None = None,
     ) -> None:
+        """``sessions``: told of every TCP connection a SIM opens and closes (a SIM holding
+        one is online, harvest/sessions.py)."""
         self.table = table
         self.resolve = resolve
         self.metrics = metrics
         self.monotonic = monotonic
+        self.sessions = sessions if sessions is not None and sessions.tracking else None
 
     def link_of(self, peer: str) -> tuple[LinkProfile, Link] | None:
         """The profile and link of the SIM at ``peer``, or ``None`` (not shaped)."""
         if not self.table.active:
             return None
-        sim = self.resolve(peer)
+        return self.link_for(self.resolve(peer))
+
+    def link_for(self, sim: Sim | None) -> tuple[LinkProfile, Link] | None:
         if sim is None:
             return None
         profile = self.table.profile_for(sim.imsi, sim.group_id)
@@ -80,9 +87,11 @@ class Shaper:
                 self.metrics.link_delay.labels(direction).observe(delivery.delay_s)
         return None if delivery.lost else delivery.delay_s
 
-    def stream(self, factory: Factory) -> Callable[[], asyncio.Protocol]:
-        """A protocol factory for ``loop.create_server`` whose connections are shaped."""
-        return lambda: ShapedStream(self, cast(asyncio.Protocol, factory()))
+    def stream(self, factory: Factory, *, holds: bool = False) -> Callable[[], asyncio.Protocol]:
+        """A protocol factory for ``loop.create_server`` whose connections are shaped; with
+        ``holds`` (the raw TCP listeners, where firmware keeps its connection) an open
+        connection also keeps its SIM online."""
+        return lambda: ShapedStream(self, cast(asyncio.Protocol, factory()), holds=holds)
 
     def datagram(self, endpoint: asyncio.DatagramProtocol) -> asyncio.DatagramProtocol:
         """``endpoint`` behind a shaped socket."""
@@ -138,20 +147,31 @@ class _Timeline:
 class ShapedStream(asyncio.Protocol):
     """A TCP connection over a SIM's link; see the module docstring."""
 
-    def __init__(self, shaper: Shaper, inner: asyncio.Protocol) -> None:
+    def __init__(self, shaper: Shaper, inner: asyncio.Protocol, *, holds: bool = False) -> None:
         self.shaper = shaper
         self.inner = inner
+        self.holds = holds
         self.found: tuple[LinkProfile, Link] | None = None
         self.real: asyncio.Transport | None = None
         self.inbound: _Timeline | None = None
         self.outbound: _Timeline | None = None
+        self.held: str | None = None  # the IMSI whose session this connection holds
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         real = cast(asyncio.Transport, transport)  # uvloop's do not subclass asyncio's
         peername = real.get_extra_info("peername")
-        self.found = self.shaper.link_of(str(peername[0])) if peername else None
+        shaper = self.shaper
+        sessions = shaper.sessions if self.holds else None
+        sim = None
+        if peername and (shaper.table.active or sessions is not None):
+            sim = shaper.resolve(str(peername[0]))
+        self.found = shaper.link_for(sim) if shaper.table.active else None
+        if sim is not None and sessions is not None:
+            sessions.opened(sim.imsi, str(peername[0]))
+            self.held = sim.imsi
         if self.found is None:
-            real.set_protocol(self.inner)  # not shaped: out of the way for good
+            if self.held is None:
+                real.set_protocol(self.inner)  # nothing to watch: out of the way for good
             self.inner.connection_made(real)
             return
         self.real = real
@@ -161,8 +181,10 @@ class ShapedStream(asyncio.Protocol):
         self.inner.connection_made(cast(asyncio.Transport, ShapedTransport(self, real)))
 
     def data_received(self, data: bytes) -> None:
+        if self.inbound is None:  # watched, not shaped
+            self.inner.data_received(data)
+            return
         assert self.found is not None
-        assert self.inbound is not None
         delay = self.shaper.plan(self.found, UP, len(data), reliable=True)
         self.inbound.push(delay or 0.0, lambda: self.inner.data_received(data))
 
@@ -177,6 +199,9 @@ class ShapedStream(asyncio.Protocol):
             self.real.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.held is not None and self.shaper.sessions is not None:
+            self.shaper.sessions.closed(self.held)
+            self.held = None
         if self.outbound is not None:
             self.outbound.cancel()  # nowhere to send it any more
         if self.inbound is None:

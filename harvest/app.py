@@ -15,6 +15,7 @@ from harvest.context import (
     FAULTS,
     LISTENERS,
     METRICS,
+    SESSIONS,
     SETTINGS,
     STATEFUL,
     Listeners,
@@ -29,6 +30,7 @@ from harvest.logcaps import LogThrottle
 from harvest.metrics import Metrics
 from harvest.middleware import api_metrics_middleware, fault_middleware, get_metrics
 from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG, RequestLog, log_caps_context
+from harvest.sessions import SessionTracker
 from harvest.settings import Settings
 from harvest.web import Handler, error_middleware
 from quotas.app import setup_quotas
@@ -207,7 +209,14 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[LOG_THROTTLE] = LogThrottle(settings.log_repeat_interval)
     app[LINKS] = LinkTable(settings.link_seed)
-    stateful: list[Resettable] = [clock, app[FAULTS], app[REQUEST_LOG], app[LINKS]]
+    app[SESSIONS] = sessions = SessionTracker(
+        clock, idle_s=settings.session_idle_timeout, mode=settings.session_status
+    )
+    if sessions.tracking:
+        app[REQUEST_LOG].observers.append(
+            lambda r: sessions.observe(r.protocol, r.peer, r.imsi, r.status)
+        )
+    stateful: list[Resettable] = [clock, app[FAULTS], app[REQUEST_LOG], app[LINKS], sessions]
     app[STATEFUL] = stateful
     app.cleanup_ctx.append(log_caps_context)  # first: it must close after every listener
     app[LISTENERS] = Listeners()

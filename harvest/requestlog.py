@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,8 @@ class RequestLog:
         self._file: RotatingLineFile | None = None
         #: Lines held back from the logger since start (the tests read it).
         self.hidden = 0
+        #: Called with every record (the session tracker learns who is online from them).
+        self.observers: list[Callable[[RequestRecord], None]] = []
 
     def open(self) -> None:
         """Open the file, if there is one; lines before this go to the logger."""
@@ -125,6 +127,8 @@ class RequestLog:
             round(latency_s * 1000, 3), target, reason, replaced,
         )  # fmt: skip
         self._ring.append(entry)
+        for observer in self.observers:
+            observer(entry)
         if self._format == "json":
             self._emit(json.dumps(entry.view(), separators=(",", ":")))
         elif self._format == "plain":
