@@ -4,8 +4,9 @@ On SORACOM's network a SIM is ``online`` while it has a data session, and ``ueIp
 the address the session gave it (OpenAPI ``SessionStatus``). The emulator has no radio network
 to ask, so it reports what it sees (setting ``session_status = "traffic"``): a SIM is online
 while it holds a TCP connection to the emulator, or sent anything (a write on any protocol, a
-DNS query) within ``session_idle_timeout`` seconds of the emulator clock; ``ueIpAddress`` is its
-session address, or for a SIM known by the ``ue_map`` the address it last sent from;
+DNS query) within ``session_idle_timeout`` seconds of the emulator clock; ``ueIpAddress`` is the
+address it last sent from (its session address, or a UE address the ``ue_map`` names; for a
+write forwarded by Beam, Beam's);
 ``lastUpdatedAt`` is when that last changed. A SIM that may not use data (inactive, suspended,
 terminated, barred) is never online. With ``session_status = "address"`` a SIM is online
 whenever it has a session address and may use data, as before this module.
@@ -100,8 +101,7 @@ class SessionTracker:
         # offline since the idle window closed (or the SIM lost its right to data)
         went_idle = entry.last_ms + self.idle_ms
         updated = min(entry.changed_ms if online else max(went_idle, entry.changed_ms), now)
-        address = sim.session_address or entry.address
-        return SessionState(online, address if online else None, updated)
+        return SessionState(online, entry.address if online else None, updated)
 
     def reset(self) -> None:
         self._seen.clear()

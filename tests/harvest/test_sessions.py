@@ -75,7 +75,7 @@ async def test_a_mapped_ues_address_is_the_one_it_sent_from(emulator: Emulator) 
     await udp_query("127.0.0.1", dns_port(emulator), "harvest.soracom.io", source="127.0.5.9")
     status = await session(emulator, "001010000000077")
     assert status["online"] is True
-    assert status["ueIpAddress"] == "127.0.9.77"  # the SIM's own session address wins
+    assert status["ueIpAddress"] == "127.0.5.9"  # where it sent from, not its own address
 
 
 async def test_a_suspended_sim_is_never_online(emulator: Emulator) -> None:
