@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from gateway import http
-from gateway.raw import RawHandler
+from gateway.dnsserver import setup_dns
+from gateway.raw import BeamEntry, RawHandler
+from gateway.shaping import SHAPER, Shaper
 from gateway.tcp import TcpServer
 from gateway.udp import UdpEndpoint
 from harvest import wire
-from harvest.context import INGEST, LISTENERS, SETTINGS
-from harvest.domain import Transport
+from harvest.context import CLOCK, INGEST, LISTENERS, METRICS, SESSIONS, SETTINGS
+from harvest.domain import Transport, Upload
+from harvest.linkcontrol import LINKS
 from harvest.requestlog import LOG_THROTTLE
 from harvest.settings import Settings
 
@@ -45,7 +48,7 @@ class RawListeners:
 RAW_LISTENERS = web.AppKey("raw_listeners", RawListeners)
 
 
-def _same(endpoint: UdpEndpoint) -> UdpEndpoint:
+def _same(endpoint: asyncio.DatagramProtocol) -> asyncio.DatagramProtocol:
     return endpoint
 
 
@@ -60,6 +63,12 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     raw = RawListeners()
     servers: list[asyncio.Server] = []
+    app[SHAPER] = shaper = Shaper(
+        app[LINKS],
+        lambda peer: ingest.sim_of(Upload(Transport.TCP, peer, b"")),
+        metrics=app[METRICS],
+        sessions=app[SESSIONS],
+    )
     try:
         for name, port_setting in ENDPOINTS:
             port = getattr(settings, port_setting)
@@ -78,9 +87,20 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                 name=f"{name}-tcp",
                 throttle=app[LOG_THROTTLE],
                 screen=handler.admits,
+                beam=None
+                if not settings.beam_psk
+                else BeamEntry(
+                    settings.beam_psk,
+                    max_skew_ms=settings.beam_max_skew_ms or None,
+                    now_ms=app[CLOCK].now_ms,
+                    ingest=ingest,
+                    endpoint=name,
+                ),
             )
             for host in settings.hosts:
-                server = await loop.create_server(tcp.protocol, host, port, reuse_address=True)
+                server = await loop.create_server(
+                    shaper.stream(tcp.protocol, holds=True), host, port, reuse_address=True
+                )
                 servers.append(server)
                 port = port or server.sockets[0].getsockname()[1]
             raw.tcp[name] = tcp
@@ -96,7 +116,7 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                     throttle=app[LOG_THROTTLE],
                 )
                 await loop.create_datagram_endpoint(
-                    functools.partial(_same, endpoint), local_addr=(host, port)
+                    functools.partial(_same, shaper.datagram(endpoint)), local_addr=(host, port)
                 )
                 raw.udp[name].append(endpoint)
             listeners = app[LISTENERS]
@@ -138,6 +158,7 @@ def setup_gateway(app: web.Application, settings: Settings) -> None:
         app[LISTENERS].expect(f"{name}-tcp")
         app[LISTENERS].expect(f"{name}-udp")
     app.cleanup_ctx.append(raw_listeners_context)
+    setup_dns(app, settings)
     app.add_domain(wire.HARVEST_HOST, device_app("harvest"))
     for host in wire.UNIFIED_HOSTS:
         app.add_domain(host, device_app("unified"))

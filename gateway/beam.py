@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 SIGNATURE_VERSION = "20151001"
@@ -263,6 +263,71 @@ def verify_tcp(
     )
     _check_skew(identity.timestamp_ms, max_skew_ms, now_ms)
     return identity
+
+
+#: What a Beam TCP first line starts with: one of its field names (§3.1).
+_TCP_LINE_STARTS = tuple(f"{name}=".encode() for name in (*_TCP_ID_FIELDS, "timestamp"))
+#: The longest first line read: four IDs, a timestamp and a 64-hex signature take < 200 bytes.
+MAX_TCP_FIRST_LINE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TcpEntry:
+    """What came first on a TCP connection: ``identity`` when it was Beam's verified line
+    (``None`` for a device speaking directly), ``rest`` the bytes after it (the first
+    message, or part of it), ``error`` when the line did not verify."""
+
+    identity: BeamIdentity | None
+    rest: bytes
+    error: BeamSignatureError | None = None
+
+
+class TcpFirstLine:
+    """Reads Beam's first line off a TCP stream, a chunk at a time (§3.1, §3.4).
+
+    :meth:`feed` returns ``None`` while it needs more bytes, then one :class:`TcpEntry`: a
+    stream that does not start with a Beam field name (``imsi=``, ``imei=``, ``msisdn=``,
+    ``simId=``, ``timestamp=``) is a device's own, returned whole; one that does is read up to
+    its end of line and verified with :func:`verify_tcp` (the line must name an IMSI, as an
+    HTTP forward must carry ``X-Soracom-IMSI``). ``now_ms`` is the clock for ``max_skew_ms``.
+    """
+
+    def __init__(
+        self,
+        psk: str,
+        *,
+        max_skew_ms: int | None = None,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.psk = psk
+        self.max_skew_ms = max_skew_ms
+        self.now_ms = now_ms
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> TcpEntry | None:
+        buffer = self._buffer = self._buffer + data
+        if not buffer.startswith(_TCP_LINE_STARTS):
+            if any(start.startswith(buffer) for start in _TCP_LINE_STARTS):
+                return None  # "ims" so far: could still be Beam's line
+            return TcpEntry(None, buffer)
+        line, newline, rest = buffer.partition(b"\n")
+        if not newline:
+            if len(buffer) > MAX_TCP_FIRST_LINE:
+                error = BeamSignatureError("the Beam TCP first line has no end of line")
+                return TcpEntry(None, b"", error)
+            return None
+        try:
+            identity = verify_tcp(
+                self.psk,
+                line,
+                max_skew_ms=self.max_skew_ms,
+                now_ms=None if self.now_ms is None or self.max_skew_ms is None else self.now_ms(),
+            )
+        except BeamSignatureError as error:
+            return TcpEntry(None, b"", error)
+        if identity.imsi is None:
+            return TcpEntry(None, b"", BeamSignatureError("the TCP first line names no IMSI"))
+        return TcpEntry(identity, rest)
 
 
 # -- Body ----------------------------------------------------------------------------------

@@ -9,9 +9,12 @@ is binary (spec A1).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.beam import BeamSignatureError, TcpFirstLine
 from gateway.unified import ResponseFormat, raw_unified_reply, response_format
+from harvest import errors
 from harvest.domain import Group, Transport, Upload
 from harvest.errors import Dropped, HarvestError
 from harvest.ingest import Accepted, IngestService
@@ -34,9 +37,48 @@ class RawReply:
     hang_up: bool = False
 
 
-def upload(transport: Transport, peer: str, body: bytes, listener: str = "") -> Upload:
-    """A raw message: binary, named in the request log by the ``listener`` it came in on."""
-    return Upload(transport=transport, peer=peer, body=body, content_type=None, target=listener)
+def upload(
+    transport: Transport, peer: str, body: bytes, listener: str = "", imsi: str | None = None
+) -> Upload:
+    """A raw message: binary, named in the request log by the ``listener`` it came in on;
+    ``imsi`` when Beam's signed first line named the SIM."""
+    return Upload(
+        transport=transport, peer=peer, body=body, content_type=None, target=listener, imsi=imsi
+    )
+
+
+class BeamEntry:
+    """Beam's signed first line on a raw TCP listener (notes 3.1, 3.4; setting ``beam_psk``):
+    a reader for each connection, and the answer to a line that does not verify: ``403`` and
+    the connection closed (what follows cannot be attributed), with ``HEM4011`` and the reason
+    reported by the ingest (request log, metrics, ``GET /v1/logs``), as an HTTP forward with a
+    bad signature gets."""
+
+    def __init__(
+        self,
+        psk: str,
+        *,
+        max_skew_ms: int | None,
+        now_ms: Callable[[], int],
+        ingest: IngestService,
+        endpoint: str,
+    ) -> None:
+        self.psk = psk
+        self.max_skew_ms = max_skew_ms
+        self.now_ms = now_ms
+        self.ingest = ingest
+        self.endpoint = endpoint
+
+    def reader(self) -> TcpFirstLine:
+        return TcpFirstLine(self.psk, max_skew_ms=self.max_skew_ms, now_ms=self.now_ms)
+
+    def refused(self, peer: str, error: BeamSignatureError) -> RawReply:
+        log.info("refused a Beam TCP connection from %s: %s", peer, error)
+        self.ingest.refuse(
+            upload(Transport.TCP, peer, b"", self.endpoint),
+            HarvestError(errors.BEAM_SIGNATURE_INVALID, f"Beam signature: {error}."),
+        )
+        return RawReply(b"403", hang_up=True)
 
 
 class Replies:
@@ -93,9 +135,11 @@ class RawHandler:
     def endpoint(self) -> str:
         return "unified" if self.replies.unified else "harvest"
 
-    async def __call__(self, body: bytes, peer: str) -> RawReply:
+    async def __call__(self, body: bytes, peer: str, imsi: str | None = None) -> RawReply:
         try:
-            accepted = await self.ingest.ingest(upload(self.transport, peer, body, self.endpoint))
+            accepted = await self.ingest.ingest(
+                upload(self.transport, peer, body, self.endpoint, imsi)
+            )
             return self.replies.accepted(accepted)
         except HarvestError as error:
             return self.replies.refused(error, peer)

@@ -9,6 +9,11 @@ source address (:class:`~harvest.netguard.ConnectionLimits`; one past either cap
 and is closed); one that sends nothing is closed after the first-byte timeout, one that falls
 silent between messages after the idle timeout; an oversized message cuts the connection. The
 lines about each are throttled per source (:class:`~harvest.logcaps.LogThrottle`).
+
+Behind SORACOM Beam (setting ``beam_psk``) a connection may start with Beam's signed first line
+(``imsi=... timestamp=...;signature=...``): it is read and verified before any message
+(:class:`~gateway.raw.BeamEntry`), and the IMSI it names, not the peer address, is the sender of
+every message on the connection.
 """
 
 from __future__ import annotations
@@ -16,15 +21,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import Protocol, cast
 
-from gateway.raw import BUSY, RawReply
+from gateway.beam import TcpFirstLine
+from gateway.raw import BUSY, BeamEntry, RawReply
 from harvest.logcaps import LogThrottle
 from harvest.netguard import ConnectionLimits, source_of
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[bytes, str], Awaitable[RawReply]]
+
+class Handler(Protocol):
+    """Turns one message from ``peer`` (sent as ``imsi`` when Beam vouched for one) into its
+    reply."""
+
+    def __call__(self, body: bytes, peer: str, imsi: str | None = None) -> Awaitable[RawReply]: ...
 
 
 class TcpServer:
@@ -41,13 +52,16 @@ class TcpServer:
         max_per_source: int | None = None,
         first_byte_timeout: float | None = None,
         screen: Callable[[str], bool] | None = None,
+        beam: BeamEntry | None = None,
     ) -> None:
         """``screen(peer)`` says whether a new connection may proceed; one it refuses is
         closed at once, with no reply (a SIM without a data session, spec B12). A connection
         that has sent nothing is closed after ``first_byte_timeout`` or ``idle_timeout``,
         whichever is shorter; after its first byte, after ``idle_timeout`` without one.
-        ``max_per_source`` defaults to ``max_connections`` (no per-source cap)."""
+        ``max_per_source`` defaults to ``max_connections`` (no per-source cap). ``beam``
+        reads Beam's first line off each connection (see the module docstring)."""
         self.handler = handler
+        self.beam = beam
         self.screen = screen
         self.idle_timeout = idle_timeout
         self.first_byte_timeout = min(first_byte_timeout or idle_timeout, idle_timeout)
@@ -94,6 +108,9 @@ class TcpConnection(asyncio.Protocol):
         self._closing = False
         self._writable = True
         self._backlog: list[bytes] = []
+        #: Beam's first line, until it is read; then the IMSI it named, if any.
+        self._entry: TcpFirstLine | None = None
+        self.imsi: str | None = None
 
     # --- asyncio callbacks --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -112,6 +129,8 @@ class TcpConnection(asyncio.Protocol):
             self._closing = True
             return
         self.server.connections.add(self)
+        if self.server.beam is not None:
+            self._entry = self.server.beam.reader()
         self._arm_idle_timer(self.server.first_byte_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -119,6 +138,22 @@ class TcpConnection(asyncio.Protocol):
             return
         self._heard = True
         self._arm_idle_timer(self.server.idle_timeout)
+        if self._entry is not None:
+            entry = self._entry.feed(data)
+            if entry is None:
+                return  # the rest of Beam's line is still to come
+            self._entry = None
+            if entry.error is not None:
+                assert self.server.beam is not None
+                assert self.transport is not None
+                self.transport.write(self.server.beam.refused(self.peer, entry.error).payload)
+                self.abort()
+                return
+            if entry.identity is not None:
+                self.imsi = entry.identity.imsi
+            data = entry.rest
+            if not data:
+                return
         if self.task is not None:
             # Sent before our reply (the device should wait): handle it next, in order.
             self._backlog.append(data)
@@ -153,7 +188,7 @@ class TcpConnection(asyncio.Protocol):
 
     async def _handle(self, data: bytes) -> None:
         try:
-            reply = await self.server.handler(data, self.peer)
+            reply = await self.server.handler(data, self.peer, self.imsi)
         finally:
             self.task = None
         if self._closing or self.transport is None:

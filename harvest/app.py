@@ -15,6 +15,7 @@ from harvest.context import (
     FAULTS,
     LISTENERS,
     METRICS,
+    SESSIONS,
     SETTINGS,
     STATEFUL,
     Listeners,
@@ -23,6 +24,8 @@ from harvest.context import (
 )
 from harvest.control import control_app
 from harvest.faults import Faults
+from harvest.linkcontrol import LINKS
+from harvest.links import LinkTable
 from harvest.logcaps import LogThrottle
 from harvest.metrics import Metrics
 from harvest.middleware import (
@@ -32,6 +35,7 @@ from harvest.middleware import (
     get_metrics,
 )
 from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG, RequestLog, log_caps_context
+from harvest.sessions import SessionTracker
 from harvest.settings import Settings
 from harvest.web import Handler, error_middleware
 from quotas.app import setup_quotas
@@ -210,7 +214,13 @@ def create_app(settings: Settings) -> web.Application:
         file_bytes=settings.request_log_file_bytes,
     )
     app[LOG_THROTTLE] = LogThrottle(settings.log_repeat_interval)
-    stateful: list[Resettable] = [clock, app[FAULTS], app[REQUEST_LOG]]
+    app[LINKS] = LinkTable(settings.link_seed)
+    app[SESSIONS] = sessions = SessionTracker(
+        clock, idle_s=settings.session_idle_timeout, mode=settings.session_status
+    )
+    if sessions.tracking:
+        app[REQUEST_LOG].observers.append(sessions.observe)
+    stateful: list[Resettable] = [clock, app[FAULTS], app[REQUEST_LOG], app[LINKS], sessions]
     app[STATEFUL] = stateful
     app.cleanup_ctx.append(log_caps_context)  # first: it must close after every listener
     app[LISTENERS] = Listeners()

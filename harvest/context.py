@@ -21,6 +21,7 @@ from harvest.ingest import IngestService
 from harvest.metrics import Metrics, StateCollector
 from harvest.registry import Provisioning, Registry
 from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
+from harvest.sessions import SessionTracker
 from harvest.settings import Settings
 from harvest.storage import MemoryStore, SqliteStore, Store
 from quotas.bundle import QuotaPolicy
@@ -80,6 +81,8 @@ QUOTAS = web.AppKey("quotas", QuotaService)
 #: The ``/v1`` sub-application, so other packages can add their SORACOM operations to it.
 API_APP = web.AppKey("api_app", web.Application)
 ERROR_LOG = web.AppKey("error_log", ErrorLog)
+#: Session state as the emulator sees it (``sessionStatus``, harvest/sessions.py).
+SESSIONS = web.AppKey("sessions", SessionTracker)
 #: The API token that authenticated this request (set by the ``/v1`` auth middleware).
 TOKEN = web.RequestKey("token", ApiToken)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harvest import errors, middleware, requestlog, wire
+from harvest import errors, linkcontrol, middleware, requestlog, wire
 from harvest.api import views
 from harvest.clock import ClockState
 from harvest.context import (
@@ -374,5 +374,6 @@ def control_app() -> web.Application:
     app.router.add_post("/clock/advance", advance_clock)
     middleware.add_fault_routes(app.router)
     requestlog.add_routes(app.router)
+    linkcontrol.add_routes(app.router)
     snapshot_handlers.add_routes(app)
     return app

@@ -387,6 +387,34 @@ class ControlClient:
         reply = self.request("POST", "/clock/advance", {"seconds": seconds})
         return self._object("advance the clock", reply, 200)
 
+    def set_link(
+        self, imsi: str, profile: str | None = None, figures: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``PUT /_emulator/sims/{imsi}/link``: a built-in ``profile`` (``lte``, ``lte-m``,
+        ``nb-iot``, ``3g``), with ``figures`` (``rttMs``, ``jitterMs``, ``loss``,
+        ``uplinkKbps``, ``downlinkKbps``, ``distribution``) overriding it or making a custom one."""
+        body = {**({} if profile is None else {"profile": profile}), **(figures or {})}
+        reply = self.request("PUT", f"/sims/{quote(imsi, safe='')}/link", body)
+        return self._object(f"set the link of SIM {imsi}", reply, 200)
+
+    def clear_link(self, imsi: str) -> None:
+        """``DELETE /_emulator/sims/{imsi}/link``: the SIM's link is its group's, or unshaped."""
+        reply = self.request("DELETE", f"/sims/{quote(imsi, safe='')}/link")
+        self._expect(f"clear the link of SIM {imsi}", reply, 204)
+
+    def set_group_link(
+        self, group_id: str, profile: str | None = None, figures: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``PUT /_emulator/groups/{group_id}/link``: as :meth:`set_link`, for every SIM of the
+        group that has no profile of its own."""
+        body = {**({} if profile is None else {"profile": profile}), **(figures or {})}
+        reply = self.request("PUT", f"/groups/{quote(group_id, safe='')}/link", body)
+        return self._object(f"set the link of group {group_id}", reply, 200)
+
+    def clear_group_link(self, group_id: str) -> None:
+        reply = self.request("DELETE", f"/groups/{quote(group_id, safe='')}/link")
+        self._expect(f"clear the link of group {group_id}", reply, 204)
+
     def add_fault(self, rule: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /_emulator/faults``: the rule as the emulator stored it (with its ``id``)."""
         reply = self.request("POST", "/faults", dict(rule))

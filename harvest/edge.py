@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import cast
 
 from aiohttp import web
@@ -159,21 +160,32 @@ class EdgeHandler(web.RequestHandler):
         return response
 
 
+Wrap = Callable[[Callable[[], asyncio.BaseProtocol]], Callable[[], asyncio.Protocol]]
+
+
 async def listen(
-    runner: web.AppRunner, hosts: tuple[str, ...], port: int, guard: EdgeGuard
+    runner: web.AppRunner,
+    hosts: tuple[str, ...],
+    port: int,
+    guard: EdgeGuard,
+    wrap: Wrap | None = None,
 ) -> list[asyncio.Server]:
     """Listen on ``port`` (0: a free one, then the same on every other host) on each host, one
-    :class:`EdgeHandler` per connection. The caller closes the servers, then cleans up the
-    runner, whose ``web.Server`` tracks every admitted connection for a graceful shutdown."""
+    :class:`EdgeHandler` per connection (through ``wrap``, the link profiles' shaper, when
+    given). The caller closes the servers, then cleans up the runner, whose ``web.Server``
+    tracks every admitted connection for a graceful shutdown."""
     manager = runner.server
     assert manager is not None, "the runner is set up first"
     loop = asyncio.get_running_loop()
     servers: list[asyncio.Server] = []
+
+    def handler() -> EdgeHandler:
+        return EdgeHandler(manager, guard)
+
+    factory = handler if wrap is None else wrap(handler)
     try:
         for host in hosts:
-            server = await loop.create_server(
-                lambda: EdgeHandler(manager, guard), host, port, reuse_address=True
-            )
+            server = await loop.create_server(factory, host, port, reuse_address=True)
             servers.append(server)
             port = port or server.sockets[0].getsockname()[1]
     except BaseException:

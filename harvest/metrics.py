@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 #: Latency buckets in seconds: device writes are milliseconds, commits up to seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+#: Link profile delays in seconds: LTE's tens of ms to NB-IoT's seconds (docs/link-profiles.md).
+LINK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8)
 #: Payload sizes in bytes, around the 1 KiB default limit (spec A2).
 SIZE_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 16384, 65536)
 #: Mutations per SQLite transaction.
@@ -233,6 +235,27 @@ class Metrics:
             "harvest_group_commit_duration_seconds",
             "Time to commit one group-commit transaction, fsync included.",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.dns_queries = Counter(
+            "harvest_dns_queries_total",
+            "DNS queries answered by the responder (setting dns), by type (A, AAAA, other) and"
+            " answer (own, nodata, forwarded, refused, servfail, formerr, notimp).",
+            ["type", "answer"],
+            registry=r,
+        )
+        self.link_delay = Histogram(
+            "harvest_link_delay_seconds",
+            "Delay a link profile added to a chunk of a SIM's traffic, by direction (up, down).",
+            ["direction"],
+            buckets=LINK_BUCKETS,
+            registry=r,
+        )
+        self.link_lost = Counter(
+            "harvest_link_lost_total",
+            "Datagrams a link profile lost (UDP), or chunks it delayed by a retransmission"
+            " (TCP), by direction (up, down) and protocol (udp, tcp).",
+            ["direction", "protocol"],
             registry=r,
         )
         self.protocol = {

@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ from harvest.web import json_response
 log = logging.getLogger("harvest.requests")
 
 FORMATS = ("off", "plain", "json")
+#: What a record's ``protocol`` says: a device write's transport, an API call, a DNS query.
+PROTOCOLS = ("http", "tcp", "udp", "api", "dns")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,9 @@ class RequestLog:
         self._file: RotatingLineFile | None = None
         #: Lines held back from the logger since start (the tests read it).
         self.hidden = 0
+        #: Called with every request's protocol, peer, SIM and status (the session tracker
+        #: learns who is online from them).
+        self.observers: list[Callable[[str, str, str | None, int], None]] = []
 
     def open(self) -> None:
         """Open the file, if there is one; lines before this go to the logger."""
@@ -119,6 +124,8 @@ class RequestLog:
             round(latency_s * 1000, 3), target, reason, replaced,
         )  # fmt: skip
         self._ring.append(row)
+        for observer in self.observers:
+            observer(protocol, peer, imsi, status)
         if self._format == "off" or (self._file is None and not self._budget.allows()):
             return
         if self._format == "json":
@@ -191,8 +198,10 @@ async def get_requests(request: web.Request) -> web.Response:
     if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= 100_000:
         raise HarvestError(errors.INVALID_PARAMETER, "limit must be from 1 to 100000.")
     protocol = request.query.get("protocol")
-    if protocol is not None and protocol not in ("http", "tcp", "udp", "api"):
-        raise HarvestError(errors.INVALID_PARAMETER, "protocol must be http, tcp, udp or api.")
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise HarvestError(
+            errors.INVALID_PARAMETER, f"protocol must be one of {', '.join(PROTOCOLS)}."
+        )
     found = request.config_dict[REQUEST_LOG].query(
         imsi=request.query.get("imsi"), protocol=protocol, limit=int(raw_limit)
     )

@@ -15,7 +15,8 @@ from typing import TextIO
 
 from aiohttp import web
 
-from harvest import edge
+from gateway.shaping import SHAPER
+from harvest import edge, wire
 from harvest.app import create_app
 from harvest.context import LISTENERS, REGISTRY, SETTINGS
 from harvest.requestlog import LOG_THROTTLE
@@ -75,6 +76,19 @@ def _url(address: object) -> str:
     return str(address)
 
 
+#: The real endpoints each listener stands for (docs/routing.md, docs/real-modems.md).
+REAL_HTTP = (
+    f"{wire.HARVEST_HOST}:{wire.DEVICE_HTTP_PORT}",
+    *(f"{host}:{wire.DEVICE_HTTP_PORT}" for host in wire.UNIFIED_HOSTS),
+    f"{wire.FILES_HOST}:{wire.DEVICE_HTTP_PORT}",
+    f"{wire.API_HOST} (/v1)",
+)
+REAL_RAW = {
+    "harvest": f"{wire.HARVEST_HOST}:{wire.HARVEST_PORT}",
+    "unified": f"{wire.UNIFIED_HOSTS[0]}:{wire.UNIFIED_PORT}",
+}
+
+
 def banner(app: web.Application, settings: Settings) -> str:
     """What the emulator serves, where, and the credentials to use it."""
     registry = app[REGISTRY]
@@ -82,11 +96,20 @@ def banner(app: web.Application, settings: Settings) -> str:
     http = addresses.get("http", [])
     lines = ["SORACOM Harvest emulator is running"]
     lines += [f"  HTTP edge        {url}   (device writes, /v1 API, /_emulator)" for url in http]
+    if http:
+        lines.append(f"    stands for     {', '.join(REAL_HTTP)}")
     for name, label in (("harvest", "Harvest TCP/UDP"), ("unified", "Unified TCP/UDP")):
         for tcp, udp in zip(
             addresses.get(f"{name}-tcp", []), addresses.get(f"{name}-udp", []), strict=True
         ):
             lines.append(f"  {label:<16} {tcp}  {udp}")
+        if addresses.get(f"{name}-tcp"):
+            lines.append(f"    stands for     {REAL_RAW[name]} (TCP and UDP)")
+    dns = addresses.get("dns", [])
+    if dns:
+        lines.append(f"  DNS              {'  '.join(dns)}")
+        names = ", ".join((*wire.SORACOM_NAMES, *settings.dns_extra_names))
+        lines.append(f"    answers        {names}: this host, as the asker reaches it")
     lines.append(f"  storage          {settings.database_path or 'memory (nothing on disk)'}")
     operator = registry.operator(settings.operator_id)
     if operator is not None:
@@ -128,7 +151,9 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[web.Application, in
     await runner.setup()
     servers: list[asyncio.Server] = []
     try:
-        servers = await edge.listen(runner, settings.hosts, settings.port, guard)
+        shaper = app.get(SHAPER)
+        wrap = None if shaper is None else shaper.stream
+        servers = await edge.listen(runner, settings.hosts, settings.port, guard, wrap)
         addresses = [sock.getsockname() for server in servers for sock in server.sockets]
         app[LISTENERS].up("http", [_url(a) for a in addresses])
         yield app, addresses[0][1]

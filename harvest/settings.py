@@ -73,6 +73,30 @@ class Settings:
     ue_map: str = _setting(
         "", "private core: ADDRESS-or-CIDR=IMSI pairs, comma-separated (TOML: a table)"
     )
+    dns: str = _setting(
+        "",
+        "DNS responder on HOST:PORT, UDP and TCP (e.g. 0.0.0.0:53; empty = off): SORACOM's names"
+        " answer the emulator's own address as the asker sees it",
+    )
+    dns_names: str = _setting(
+        "", "more names the DNS responder answers with the emulator's address, comma-separated"
+    )
+    dns_other: str = _setting(
+        "refuse", "names the DNS responder does not serve: refuse (REFUSED) or forward"
+    )
+    dns_upstream: str = _setting(
+        "", "the resolver dns_other = forward asks, HOST or HOST:PORT (port 53 by default)"
+    )
+    dns_ttl: int = _setting(60, "TTL in seconds of the DNS responder's answers")
+    link_seed: int = _setting(0, "seed of the link profiles' random draws (reproducible runs)")
+    session_status: str = _setting(
+        "traffic",
+        "sessionStatus.online: traffic (while the SIM holds a TCP connection or sent within"
+        " session_idle_timeout) or address (whenever it has a session address)",
+    )
+    session_idle_timeout: float = _setting(
+        300.0, "seconds after a SIM's last traffic that its session shows offline"
+    )
     sessionless_sims: str = _setting(
         "drop",
         "inactive, suspended, terminated or barred SIMs: drop (no reply at all, as the network"
@@ -212,6 +236,19 @@ class Settings:
         if self.beam_max_skew_ms < 0:
             raise SettingsError("beam_max_skew_ms must not be negative")
         self.ue_routes  # noqa: B018 - validates the map at start
+        self.dns_address  # noqa: B018 - validates the DNS listener's address at start
+        self.dns_upstream_address  # noqa: B018
+        self.dns_extra_names  # noqa: B018
+        if self.dns_other not in ("refuse", "forward"):
+            raise SettingsError("dns_other must be refuse or forward")
+        if self.dns_other == "forward" and not self.dns_upstream:
+            raise SettingsError("dns_other = forward needs dns_upstream")
+        if not 0 <= self.dns_ttl <= 2**31 - 1:  # RFC 2181 section 8
+            raise SettingsError("dns_ttl must be from 0 to 2147483647")
+        if self.session_status not in ("traffic", "address"):
+            raise SettingsError("session_status must be traffic or address")
+        if self.session_idle_timeout <= 0:
+            raise SettingsError("session_idle_timeout must be positive")
         if not 1 <= self.group_commit_max <= 100_000:
             raise SettingsError("group_commit_max must be from 1 to 100000")
         if not 1 <= self.journal_fold_rows <= 10_000_000:
@@ -277,9 +314,56 @@ class Settings:
         return tuple(sorted(routes, key=lambda r: -r[0].prefixlen))
 
     @property
+    def dns_address(self) -> tuple[str, int] | None:
+        """``dns`` as (host, port), ``None`` when the responder is off."""
+        if not self.dns:
+            return None
+        return _host_port("dns", self.dns, None)
+
+    @property
+    def dns_upstream_address(self) -> tuple[str, int] | None:
+        """``dns_upstream`` as (host, port), ``None`` when unset."""
+        if not self.dns_upstream:
+            return None
+        return _host_port("dns_upstream", self.dns_upstream, wire.DNS_PORT)
+
+    @property
+    def dns_extra_names(self) -> tuple[str, ...]:
+        """``dns_names``, lowercase and without a trailing dot."""
+        names = tuple(n.strip().lower().rstrip(".") for n in self.dns_names.split(",") if n.strip())
+        for name in names:
+            labels = name.split(".")
+            if len(name) > 253 or not all(0 < len(label) <= 63 for label in labels):
+                raise SettingsError(f"dns_names: {name!r} is not a host name")
+        return names
+
+    @property
     def database_path(self) -> Path | None:
         """The SQLite file, or ``None`` with ``memory``."""
         return None if self.memory else self.data_dir / "harvest.sqlite3"
+
+
+def _host_port(name: str, text: str, default_port: int | None) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or, with a ``default_port``, a bare address."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":") if rest.startswith(":") else None
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host, port_text = text, None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise SettingsError(f"{name}: {host!r} is not an IP address") from None
+    if port_text is None:
+        if default_port is None:
+            raise SettingsError(f"{name} must be HOST:PORT, not {text!r}")
+        return host, default_port
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
+        raise SettingsError(f"{name}: {port_text!r} is not a port from 0 to 65535")
+    return host, int(port_text)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -22,6 +22,11 @@ FILES_HOST: Final = "harvest-files.soracom.io"
 API_HOST: Final = "api.soracom.io"
 #: Every device host: every request to them is a device request, whatever its path.
 DEVICE_HOSTS: Final = (HARVEST_HOST, *UNIFIED_HOSTS, FILES_HOST)
+#: SORACOM Beam's entry point; a device that sends there reaches the emulator only through a
+#: private core's DNS (the emulator then stands in for Beam's destination, docs/real-modems.md).
+BEAM_HOST: Final = "beam.soracom.io"
+#: The names the emulator's DNS responder answers with its own address (docs/real-modems.md).
+SORACOM_NAMES: Final = (*DEVICE_HOSTS, BEAM_HOST, API_HOST)
 
 # --- ports ---------------------------------------------------------------------------------------
 #: Raw TCP and UDP of ``harvest.soracom.io``.
@@ -30,6 +35,10 @@ HARVEST_PORT: Final = 8514
 UNIFIED_PORT: Final = 23080
 #: The emulator's HTTP edge (the real endpoints are on 80; docs/routing.md says how to use it).
 EDGE_PORT: Final = 8080
+#: The real device endpoints' HTTP port (``harvest.soracom.io:80``, ``uni.soracom.io:80``).
+DEVICE_HTTP_PORT: Final = 80
+#: DNS (RFC 1035 section 4.2), UDP and TCP.
+DNS_PORT: Final = 53
 
 # --- paths ---------------------------------------------------------------------------------------
 #: The management API's base path.

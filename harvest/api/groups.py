@@ -11,7 +11,7 @@ from aiohttp import web
 from harvest import errors
 from harvest.api import views
 from harvest.api.listing import keyset_page, matches_tag, tag_filter
-from harvest.context import REGISTRY, TOKEN
+from harvest.context import REGISTRY, SESSIONS, TOKEN
 from harvest.domain import CONFIGURATION_NAMESPACES, HARVEST_NAMESPACE, Group
 from harvest.errors import HarvestError
 from harvest.payload.binary_parser import BinaryParserError, parser_for
@@ -205,7 +205,7 @@ async def list_subscribers_in_group(request: web.Request) -> web.Response:
         request,
         sims,
         lambda s: s.sim_id,
-        views.sim,
+        lambda s: views.sim(s, request.config_dict[SESSIONS].state(s)),
         default_limit=GROUP_PAGE_DEFAULT,
         max_limit=GROUP_PAGE_MAX,
     )

@@ -9,9 +9,10 @@ from harvest import errors
 from harvest.api import views
 from harvest.api.listing import keyset_page, matches_tag, tag_filter
 from harvest.api.params import enum_value, query_value
-from harvest.context import REGISTRY, TOKEN
+from harvest.context import REGISTRY, SESSIONS, TOKEN
 from harvest.domain import Sim, SimStatus
 from harvest.errors import HarvestError
+from harvest.sessions import SessionState
 from harvest.web import Handler, json_response, read_json_object
 from quotas.limits import SUBSCRIBER_PAGE_MAX
 
@@ -41,10 +42,14 @@ async def list_subscribers(request: web.Request) -> web.Response:
         request,
         sims,
         lambda s: s.imsi,
-        views.subscriber,
+        lambda sim: views.subscriber(sim, _session(request, sim)),
         default_limit=SUBSCRIBER_PAGE_MAX,
         max_limit=SUBSCRIBER_PAGE_MAX,
     )
+
+
+def _session(request: web.Request, sim: Sim) -> SessionState:
+    return request.config_dict[SESSIONS].state(sim)
 
 
 def _sim(request: web.Request) -> Sim:
@@ -52,7 +57,8 @@ def _sim(request: web.Request) -> Sim:
 
 
 async def get_subscriber(request: web.Request) -> web.Response:
-    return json_response(views.subscriber(_sim(request)))
+    sim = _sim(request)
+    return json_response(views.subscriber(sim, _session(request, sim)))
 
 
 async def set_group(request: web.Request) -> web.Response:
@@ -64,14 +70,14 @@ async def set_group(request: web.Request) -> web.Response:
     sim = await request.config_dict[REGISTRY].set_group(
         request[TOKEN].operator_id, request.match_info["imsi"], group_id
     )
-    return json_response(views.subscriber(sim))
+    return json_response(views.subscriber(sim, _session(request, sim)))
 
 
 async def unset_group(request: web.Request) -> web.Response:
     sim = await request.config_dict[REGISTRY].unset_group(
         request[TOKEN].operator_id, request.match_info["imsi"]
     )
-    return json_response(views.subscriber(sim))
+    return json_response(views.subscriber(sim, _session(request, sim)))
 
 
 async def list_sims(request: web.Request) -> web.Response:
@@ -82,7 +88,7 @@ async def list_sims(request: web.Request) -> web.Response:
         request,
         sims,
         lambda s: s.sim_id,
-        views.sim,
+        lambda sim: views.sim(sim, _session(request, sim)),
         default_limit=SUBSCRIBER_PAGE_MAX,
         max_limit=SUBSCRIBER_PAGE_MAX,
     )
@@ -94,7 +100,7 @@ async def get_sim(request: web.Request) -> web.Response:
     )
     if sim is None:
         raise HarvestError(errors.NOT_FOUND, f"No such SIM: {request.match_info['sim_id']}")
-    return json_response(views.sim(sim))
+    return json_response(views.sim(sim, _session(request, sim)))
 
 
 def _status_change(status: SimStatus) -> Handler:
@@ -102,7 +108,7 @@ def _status_change(status: SimStatus) -> Handler:
         sim = await request.config_dict[REGISTRY].set_status(
             request[TOKEN].operator_id, request.match_info["imsi"], status
         )
-        return json_response(views.subscriber(sim))
+        return json_response(views.subscriber(sim, _session(request, sim)))
 
     handler.__doc__ = f"``POST /subscribers/{{imsi}}/...``: the SIM becomes ``{status}``."
     return handler
@@ -121,7 +127,7 @@ def _termination(enabled: bool) -> Handler:
         sim = await request.config_dict[REGISTRY].update_sim(
             request[TOKEN].operator_id, request.match_info["imsi"], termination_enabled=enabled
         )
-        return json_response(views.subscriber(sim))
+        return json_response(views.subscriber(sim, _session(request, sim)))
 
     return handler
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harvest.domain import DataEntry, Group, Operator, ResourceMetadata, ResourceType, Sim
+from harvest.sessions import SessionState
 
 #: Fixed values the emulator reports for every SIM (it has one plan and one APN).
 SUBSCRIPTION = "plan01s"
@@ -24,21 +25,25 @@ def iso_time(ms: int) -> str:
     )
 
 
-def session_status(sim: Sim) -> dict[str, Any]:
-    """OpenAPI ``SessionStatus``: online only while the network gives the SIM a data session
-    (an inactive, suspended, terminated or barred SIM has none, spec B12)."""
+def session_status(sim: Sim, session: SessionState | None = None) -> dict[str, Any]:
+    """OpenAPI ``SessionStatus``: ``session`` as the emulator sees it (harvest/sessions.py);
+    without one, online whenever the network would give the SIM a data session (an inactive,
+    suspended, terminated or barred SIM has none, spec B12)."""
+    if session is None:
+        address = sim.session_address if sim.has_session else None
+        session = SessionState(sim.has_session, address, sim.modified_ms)
     status: dict[str, Any] = {
-        "online": sim.has_session,
+        "online": session.online,
         "imsi": sim.imsi,
         "subscription": SUBSCRIPTION,
-        "lastUpdatedAt": sim.modified_ms,
+        "lastUpdatedAt": session.last_updated_ms,
     }
-    if sim.has_session:
-        status["ueIpAddress"] = sim.session_address
+    if session.online and session.ue_address is not None:
+        status["ueIpAddress"] = session.ue_address
     return status
 
 
-def subscriber(sim: Sim) -> dict[str, Any]:
+def subscriber(sim: Sim, session: SessionState | None = None) -> dict[str, Any]:
     """OpenAPI ``Subscriber``."""
     view: dict[str, Any] = {
         "imsi": sim.imsi,
@@ -55,7 +60,7 @@ def subscriber(sim: Sim) -> dict[str, Any]:
         "bundles": [],
         "tags": dict(sim.tags),
         "terminationEnabled": sim.termination_enabled,
-        "sessionStatus": session_status(sim),
+        "sessionStatus": session_status(sim, session),
         "createdTime": sim.created_ms,
         "createdAt": sim.created_ms,
         "lastModifiedTime": sim.modified_ms,
@@ -68,7 +73,7 @@ def subscriber(sim: Sim) -> dict[str, Any]:
     return view
 
 
-def sim(sim: Sim) -> dict[str, Any]:
+def sim(sim: Sim, session: SessionState | None = None) -> dict[str, Any]:
     """OpenAPI ``Sim``: the SIM with its one profile and one subscription."""
     view: dict[str, Any] = {
         "simId": sim.sim_id,
@@ -80,7 +85,7 @@ def sim(sim: Sim) -> dict[str, Any]:
         "tags": dict(sim.tags),
         "terminationEnabled": sim.termination_enabled,
         "activeProfileId": sim.iccid,
-        "sessionStatus": session_status(sim),
+        "sessionStatus": session_status(sim, session),
         "profiles": {
             sim.iccid: {
                 "iccid": sim.iccid,

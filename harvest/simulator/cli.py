@@ -272,6 +272,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="http only: the Content-Type ('' for none; default application/json)",
     )
     fleet.add_argument(
+        "--link-profile",
+        metavar="PROFILE",
+        help="give every SIM this link profile first: lte, lte-m, nb-iot or 3g (their delays,"
+        " losses and bandwidth apply to every protocol; docs/link-profiles.md)",
+    )
+    fleet.add_argument(
         "--json",
         dest="json_output",
         action="store_true",
@@ -354,6 +360,7 @@ async def _fleet(namespace: argparse.Namespace) -> int:
         timeout=namespace.timeout,
         control_token=namespace.control_token,
         content_type=namespace.content_type,
+        link_profile=namespace.link_profile,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

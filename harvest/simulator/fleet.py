@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from harvest import wire
 from harvest.control_client import ControlClient, ControlClientError
+from harvest.links import BUILTIN
 from harvest.simulator.channels import CHANNELS, Channel, Tally, wake
 from harvest.simulator.target import (
     DEFAULT_ENDPOINT,
@@ -77,11 +78,16 @@ class FleetConfig:
     timeout: float = 2.0
     control_token: str | None = None
     content_type: str = "application/json"
+    #: A link profile every SIM of the fleet gets (``lte``, ``lte-m``, ``nb-iot``, ``3g``);
+    #: ``None`` leaves the SIMs' links as they are.
+    link_profile: str | None = None
 
     def target(self) -> Target:
         return Target.parse(self.endpoint, self.harvest_port, self.unified_port)
 
     def check(self) -> None:
+        if self.link_profile is not None and self.link_profile not in BUILTIN:
+            raise SimulatorError(f"link profile must be one of {', '.join(BUILTIN)}")
         if self.protocol not in PROTOCOLS:
             raise SimulatorError(f"protocol must be one of {', '.join(PROTOCOLS)}")
         if self.sims < 1:
@@ -326,7 +332,11 @@ class _Progress:
 
 
 def _ensure_sims(
-    target: Target, token: str | None, imsis: list[str], stopped: threading.Event
+    target: Target,
+    token: str | None,
+    imsis: list[str],
+    stopped: threading.Event,
+    link_profile: str | None = None,
 ) -> list[SimInfo]:
     """Every SIM of ``imsis``, created where it does not exist yet: a few calls in flight at
     once, each worker thread on a connection of its own. Blocking; ``stopped`` ends it early."""
@@ -340,7 +350,10 @@ def _ensure_sims(
         if client is None:
             client = local.client = target.control(token, keep_alive=True)
             clients.append(client)
-        return SimInfo.from_body(client.ensure_sim(imsi))
+        sim = SimInfo.from_body(client.ensure_sim(imsi))
+        if link_profile is not None:
+            client.set_link(imsi, link_profile)
+        return sim
 
     pool = ThreadPoolExecutor(_PROVISIONING_CONCURRENCY, thread_name_prefix="harvest-provision")
     try:
@@ -362,7 +375,9 @@ async def provision(
     imsis = fleet_imsis(config.imsi_base, config.sims)
     stopped = threading.Event()
     try:
-        sims = await asyncio.to_thread(_ensure_sims, target, config.control_token, imsis, stopped)
+        sims = await asyncio.to_thread(
+            _ensure_sims, target, config.control_token, imsis, stopped, config.link_profile
+        )
     finally:
         stopped.set()
     notes = []

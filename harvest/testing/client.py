@@ -297,6 +297,34 @@ class HarvestEmulator:
         with _expected():
             return self.control_plane.create_sim(_camel_keys(fields))
 
+    def link_profile(
+        self,
+        profile: str | None = None,
+        *,
+        imsi: str | None = None,
+        group_id: str | None = None,
+        **figures: Any,
+    ) -> dict[str, Any] | None:
+        """Give a SIM (the default SIM unless ``imsi`` is given) or a group a link profile:
+        a built-in (``"lte"``, ``"lte-m"``, ``"nb-iot"``, ``"3g"``) and/or figures
+        (``rtt_ms``, ``jitter_ms``, ``loss``, ``uplink_kbps``, ``downlink_kbps``,
+        ``distribution``; camelCase works too) that override it or make a custom profile.
+        Every protocol the SIM speaks then goes through that link (docs/link-profiles.md).
+        With neither, the profile is taken away. Returns the profile in force, or ``None``.
+        A reset (before every test) takes every profile away."""
+        body = _camel_keys(figures)
+        with _expected():
+            if group_id is not None:
+                if profile is None and not body:
+                    self.control_plane.clear_group_link(group_id)
+                    return None
+                return dict(self.control_plane.set_group_link(group_id, profile, body)["link"])
+            imsi = imsi or self.default_imsi
+            if profile is None and not body:
+                self.control_plane.clear_link(imsi)
+                return None
+            return dict(self.control_plane.set_link(imsi, profile, body)["link"])
+
     def sim(self, imsi: str | None = None) -> dict[str, Any]:
         """``GET /_emulator/sims/{imsi}``: the SIM, its session address and writes today."""
         with _expected():

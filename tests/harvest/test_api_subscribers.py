@@ -48,7 +48,8 @@ async def test_the_provisioned_subscriber_is_listed_with_its_fields(
     assert sim["status"] == "ready"
     assert sim["tags"]["name"] == "default"
     assert sim["groupId"] == (await api.get("/v1/groups")).json[0]["groupId"]
-    assert sim["sessionStatus"]["online"] is True
+    # online only once it sends (issue 12, item 6; tests/harvest/test_sessions.py)
+    assert sim["sessionStatus"]["online"] is False
     assert sim["simId"] != DEFAULT_IMSI
     assert reply.next_key is None
 

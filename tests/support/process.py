@@ -45,14 +45,20 @@ class Process:
         threading.Thread(target=pump, name="emulator-output", daemon=True).start()
 
 
-def start(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 20.0) -> Process:
-    """Run ``python -m harvest serve ARGS`` and wait for the banner's HTTP edge line."""
+def start(
+    args: Sequence[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 20.0,
+    prefix: Sequence[str] = (),
+) -> Process:
+    """Run ``python -m harvest serve ARGS`` (after ``prefix``, e.g. ``ip netns exec NS``) and
+    wait for the banner's HTTP edge line."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HARVEST_")}
     # free raw ports unless a test names them, so a running emulator never collides
     environment.update({"HARVEST_HARVEST_PORT": "0", "HARVEST_UNIFIED_PORT": "0"})
     environment.update(env or {})
     popen = subprocess.Popen(
-        [sys.executable, "-m", "harvest", "serve", *args],
+        [*prefix, sys.executable, "-m", "harvest", "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -85,8 +91,10 @@ def start(args: Sequence[str], env: dict[str, str] | None = None, timeout: float
 
 
 @contextmanager
-def running(args: Sequence[str], env: dict[str, str] | None = None) -> Iterator[Process]:
-    process = start(args, env)
+def running(
+    args: Sequence[str], env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+) -> Iterator[Process]:
+    process = start(args, env, prefix=prefix)
     try:
         yield process
     finally:
