@@ -19,7 +19,7 @@ from gateway import http
 from gateway.dnsserver import setup_dns
 from gateway.raw import BeamEntry, RawHandler
 from gateway.shaping import SHAPER, Shaper
-from gateway.tcp import TcpServer
+from gateway.tcp import TcpConnection, TcpServer
 from gateway.udp import UdpEndpoint
 from harvest import wire
 from harvest.context import CLOCK, INGEST, LISTENERS, METRICS, SESSIONS, SETTINGS
@@ -72,10 +72,12 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
     try:
         for name, port_setting in ENDPOINTS:
             port = getattr(settings, port_setting)
-            handler = RawHandler(
+            handler = RawHandler[TcpConnection](
                 ingest,
                 Transport.TCP,
+                listener=name,
                 unified=name == "unified",
+                deliver=TcpConnection.replied,
                 unified_created=settings.unified_harvest_status,
             )
             tcp = TcpServer(

@@ -8,9 +8,11 @@ is binary (spec A1).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from gateway.beam import BeamSignatureError, TcpFirstLine
 from gateway.unified import ResponseFormat, raw_unified_reply, response_format
@@ -35,6 +37,12 @@ class RawReply:
 
     payload: bytes
     hang_up: bool = False
+
+
+#: No answer at all: nothing is sent, a TCP connection is closed.
+UNANSWERED = RawReply(b"", hang_up=True)
+#: Where a reply goes: a TCP connection, a UDP sender's address.
+To = TypeVar("To")
 
 
 def upload(
@@ -110,41 +118,94 @@ class Replies:
         return RawReply(str(error.status).encode("ascii"), hang_up)
 
 
-class RawHandler:
-    """Turns one raw TCP message into one reply through the ingest service (which reports
-    each message: the request log and the metrics)."""
+class RawHandler(Generic[To]):
+    """The ingest side of one raw listener (TCP or UDP): messages that arrive in one turn of
+    the loop are checked one by one without awaiting, the accepted ones stored with one commit,
+    and each sender gets its reply through ``deliver(to, reply)``. A burst from many
+    connections or datagrams costs one storage call; the ingest reports each message.
+
+    A message that gets no answer (a drop fault, a SIM without a data session) is delivered an
+    empty reply that hangs up; a UDP listener sends nothing for it.
+    """
 
     def __init__(
         self,
         ingest: IngestService,
         transport: Transport,
         *,
+        listener: str,
         unified: bool,
+        deliver: Callable[[To, RawReply], None],
         unified_created: int = 201,
     ) -> None:
+        """``listener`` names the listener in the request log."""
         self.ingest = ingest
         self.transport = transport
+        self.listener = listener
+        self.deliver = deliver
         self.replies = Replies(ingest, unified=unified, unified_created=unified_created)
+        self.tasks: set[asyncio.Task[None]] = set()
+        #: Messages accepted and not answered yet (being stored).
+        self.in_flight = 0
+        self._pending: list[tuple[Upload, To]] = []
+        self._scheduled = False
 
     def admits(self, peer: str) -> bool:
         """Whether a new connection from ``peer`` may proceed; a SIM without a data session
         gets it closed at once, as the network would give it none (spec B12)."""
-        return self.ingest.screen(upload(self.transport, peer, b"", self.endpoint))
+        return self.ingest.screen(upload(self.transport, peer, b"", self.listener))
 
     @property
-    def endpoint(self) -> str:
-        return "unified" if self.replies.unified else "harvest"
+    def waiting(self) -> int:
+        """Messages submitted and not checked yet (this turn of the loop)."""
+        return len(self._pending)
 
-    async def __call__(self, body: bytes, peer: str, imsi: str | None = None) -> RawReply:
+    def submit(self, body: bytes, peer: str, to: To, imsi: str | None = None) -> None:
+        """Handle one message from ``peer`` (sent as ``imsi`` when Beam vouched for one); its
+        reply goes to ``to``, later in this turn of the loop or once stored."""
+        self._pending.append((upload(self.transport, peer, body, self.listener, imsi), to))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        accepted: list[tuple[Accepted, To]] = []
+        prepare, deliver = self.ingest.prepare, self.deliver
+        for message, to in batch:
+            try:
+                accepted.append((prepare(message), to))
+            except HarvestError as error:
+                deliver(to, self.replies.refused(error, message.peer))
+            except Dropped:  # no answer: the connection is closed, the datagram ignored
+                deliver(to, UNANSWERED)
+            except Exception:
+                log.exception("checking a %s message from %s failed", self.transport, message.peer)
+                deliver(to, RawReply(FAILED))
+        if accepted:
+            self.in_flight += len(accepted)
+            task = asyncio.get_running_loop().create_task(self._commit(accepted))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _commit(self, accepted: list[tuple[Accepted, To]]) -> None:
         try:
-            accepted = await self.ingest.ingest(
-                upload(self.transport, peer, body, self.endpoint, imsi)
-            )
-            return self.replies.accepted(accepted)
-        except HarvestError as error:
-            return self.replies.refused(error, peer)
-        except Dropped:
-            return RawReply(b"", hang_up=True)  # no answer: the connection is closed
+            await self.ingest.commit([item for item, _ in accepted])
         except Exception:
-            log.exception("storing a %s message from %s failed", self.transport, peer)
-            return RawReply(FAILED)
+            log.exception("%s: storing %d messages failed", self.listener, len(accepted))
+            for _, to in accepted:
+                self.deliver(to, RawReply(FAILED))
+        else:
+            reply = self.replies.accepted
+            for item, to in accepted:
+                self.deliver(to, reply(item))
+        finally:
+            self.in_flight -= len(accepted)
+
+    async def close(self, drain_s: float) -> None:
+        """Check what is waiting; what is being stored gets ``drain_s`` seconds."""
+        if self._pending:
+            self._drain()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=drain_s)

@@ -20,22 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol, cast
+from collections.abc import Callable
+from typing import cast
 
 from gateway.beam import TcpFirstLine
-from gateway.raw import BUSY, BeamEntry, RawReply
+from gateway.raw import BUSY, BeamEntry, RawHandler, RawReply
 from harvest.logcaps import LogThrottle
 from harvest.netguard import ConnectionLimits, source_of
 
 log = logging.getLogger(__name__)
-
-
-class Handler(Protocol):
-    """Turns one message from ``peer`` (sent as ``imsi`` when Beam vouched for one) into its
-    reply."""
-
-    def __call__(self, body: bytes, peer: str, imsi: str | None = None) -> Awaitable[RawReply]: ...
 
 
 class TcpServer:
@@ -43,7 +36,7 @@ class TcpServer:
 
     def __init__(
         self,
-        handler: Handler,
+        handler: RawHandler[TcpConnection],
         *,
         idle_timeout: float,
         max_connections: int,
@@ -87,9 +80,7 @@ class TcpServer:
 
     async def close(self, drain_s: float) -> None:
         """Stop every connection; in-flight messages get ``drain_s`` seconds to be stored."""
-        tasks = [c.task for c in self.connections if c.task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=drain_s)
+        await self.handler.close(drain_s)
         for connection in list(self.connections):
             connection.abort()
 
@@ -101,7 +92,8 @@ class TcpConnection(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.peer = ""
-        self.task: asyncio.Task[None] | None = None
+        #: A message of this connection is with the handler (its reply not written yet).
+        self.busy = False
         self._idle: asyncio.TimerHandle | None = None
         self._source: str | None = None  # set while it holds a slot of the limits
         self._heard = False  # sent a byte yet
@@ -154,7 +146,7 @@ class TcpConnection(asyncio.Protocol):
             data = entry.rest
             if not data:
                 return
-        if self.task is not None:
+        if self.busy:
             # Sent before our reply (the device should wait): handle it next, in order.
             self._backlog.append(data)
             return
@@ -177,20 +169,19 @@ class TcpConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writable = True
-        if self.transport is not None and self.task is None and not self._closing:
+        if self.transport is not None and not self.busy and not self._closing:
             self.transport.resume_reading()
 
     # --- work ---------------------------------------------------------------------------------
     def _start(self, data: bytes) -> None:
         assert self.transport is not None
         self.transport.pause_reading()
-        self.task = asyncio.get_running_loop().create_task(self._handle(data))
+        self.busy = True
+        self.server.handler.submit(data, self.peer, self, self.imsi)
 
-    async def _handle(self, data: bytes) -> None:
-        try:
-            reply = await self.server.handler(data, self.peer, self.imsi)
-        finally:
-            self.task = None
+    def replied(self, reply: RawReply) -> None:
+        """The handler's reply to this connection's message: write it, then read on."""
+        self.busy = False
         if self._closing or self.transport is None:
             return  # the peer left; the message was still stored if it was valid
         self.transport.write(reply.payload)
@@ -217,7 +208,7 @@ class TcpConnection(asyncio.Protocol):
         self._idle = asyncio.get_running_loop().call_later(timeout, self._idle_out)
 
     def _idle_out(self) -> None:
-        if self.task is not None:  # still storing: give it a fresh period
+        if self.busy:  # still storing: give it a fresh period
             self._arm_idle_timer(self.server.idle_timeout)
             return
         if self._heard:

@@ -13,10 +13,9 @@ import asyncio
 import logging
 from typing import cast
 
-from gateway.raw import BUSY, FAILED, RawReply, Replies, upload
+from gateway.raw import BUSY, RawHandler, RawReply
 from harvest.domain import Transport
-from harvest.errors import Dropped, HarvestError
-from harvest.ingest import Accepted, IngestService
+from harvest.ingest import IngestService
 from harvest.logcaps import LogThrottle
 
 log = logging.getLogger(__name__)
@@ -38,17 +37,19 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         throttle: LogThrottle | None = None,
     ) -> None:
         """``throttle`` keeps the saturation warning to one line per interval, with a count."""
-        self.ingest = ingest
         self.throttle = throttle
-        self.replies = Replies(ingest, unified=unified, unified_created=unified_created)
+        self.handler = RawHandler[Address](
+            ingest,
+            Transport.UDP,
+            listener=name,
+            unified=unified,
+            deliver=self._send,
+            unified_created=unified_created,
+        )
         self.max_in_flight = max_in_flight
         self.name = name
         self.transport: asyncio.DatagramTransport | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.in_flight = 0
         self.dropped = 0
-        self._pending: list[tuple[bytes, Address]] = []
-        self._scheduled = False
         self._closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -58,65 +59,28 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if self._closing:
             return
-        if self.in_flight + len(self._pending) >= self.max_in_flight:
+        handler = self.handler
+        if handler.in_flight + handler.waiting >= self.max_in_flight:
             self.dropped += 1
             if self.throttle is not None:
                 self.throttle.log(
                     log, logging.WARNING, f"{self.name}: dropped datagrams", "all sources",
                     "%s: saturated, dropping datagrams (%d so far)", self.name, self.dropped,
                 )  # fmt: skip
-            self._send(RawReply(BUSY), addr)
+            self._send(addr, RawReply(BUSY))
             return
-        self._pending.append((data, addr))
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._drain)
+        handler.submit(data, addr[0], addr)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("%s: %s", self.name, exc)
 
-    def _send(self, reply: RawReply, addr: Address) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+    def _send(self, addr: Address, reply: RawReply) -> None:
+        if reply.payload and self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply.payload, addr)
-
-    def _drain(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
-        accepted: list[tuple[Accepted, Address]] = []
-        for data, addr in batch:
-            try:
-                accepted.append(
-                    (self.ingest.prepare(upload(Transport.UDP, addr[0], data, self.name)), addr)
-                )
-            except HarvestError as error:
-                self._send(self.replies.refused(error, addr[0]), addr)
-            except Dropped:  # no reply at all
-                pass
-        if accepted:
-            self.in_flight += len(accepted)
-            task = asyncio.get_running_loop().create_task(self._commit(accepted))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def _commit(self, accepted: list[tuple[Accepted, Address]]) -> None:
-        try:
-            await self.ingest.commit([a for a, _ in accepted])
-        except Exception:
-            log.exception("%s: storing %d datagrams failed", self.name, len(accepted))
-            for _, addr in accepted:
-                self._send(RawReply(FAILED), addr)
-        else:
-            for item, addr in accepted:
-                self._send(self.replies.accepted(item), addr)
-        finally:
-            self.in_flight -= len(accepted)
 
     async def close(self, drain_s: float) -> None:
         """Stop receiving; datagrams already accepted get ``drain_s`` seconds to be stored."""
         self._closing = True
-        if self._pending:
-            self._drain()
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=drain_s)
+        await self.handler.close(drain_s)
         if self.transport is not None:
             self.transport.close()
