@@ -41,7 +41,7 @@ from harvest.storage.sqlite_writes import commit_on_writer_thread
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -80,6 +80,20 @@ CREATE TABLE IF NOT EXISTS ledger (
     PRIMARY KEY (operator_id, day, imsi, kind)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ledger_by_day ON ledger (day, kind);
+CREATE TABLE IF NOT EXISTS files (
+    operator_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    parent TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    modified INTEGER NOT NULL,
+    blob TEXT,
+    PRIMARY KEY (operator_id, path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_by_parent ON files (operator_id, parent, path);
+CREATE INDEX IF NOT EXISTS files_by_modified ON files (modified) WHERE blob IS NOT NULL;
 """
 
 #: Upgrades from each older schema version to the next (run in order, in one transaction).
@@ -98,6 +112,8 @@ DELETE FROM ledger WHERE kind IN ('read', 'read_bytes') AND NOT EXISTS (
     WHERE sims.imsi = ledger.imsi AND json_extract(sims.doc, '$.operator_id') = ledger.operator_id
 );
 """,
+    # 3 -> 4: Harvest Files' metadata (harvest/files/index.py); SCHEMA creates its table.
+    3: "",
 }
 
 

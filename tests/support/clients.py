@@ -53,6 +53,7 @@ class ApiClient:
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
         authenticated: bool = True,
+        allow_redirects: bool = True,
     ) -> Reply:
         sent = dict(headers or {})
         if authenticated and self.token is not None:
@@ -64,7 +65,12 @@ class ApiClient:
             body = json.dumps(json_body).encode()
             sent.setdefault("Content-Type", "application/json")
         async with self.session.request(
-            method, self.base_url + path, params=query, data=body, headers=sent
+            method,
+            self.base_url + path,
+            params=query,
+            data=body,
+            headers=sent,
+            allow_redirects=allow_redirects,
         ) as response:
             raw = await response.read()
             reply = Reply(response.status, response.headers, raw)
