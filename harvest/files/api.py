@@ -263,16 +263,25 @@ async def get_file(request: web.Request) -> web.Response:
     """``getFile``: ``302`` to a download URL; to ``listFiles`` for a directory."""
     operator_id = caller(request)
     scope, raw = scope_and_path(request)
-    if raw.endswith("/") or raw == "":
-        return await list_files(request)
+    if raw.endswith("/"):  # an encoded trailing slash (``a%2F``): a directory
+        raise web.HTTPFound(listing_url(scope, checked(directory_path, raw)))
     path = checked(file_path, raw)
     service = request.config_dict[FILES]
     record = None if scope is Scope.PUBLIC else await service.get(operator_id, path)
     if record is not None:
         raise web.HTTPFound(download_url(request, operator_id, path))
     if scope is Scope.PRIVATE and await service.get(operator_id, path + "/") is not None:
-        raise web.HTTPFound(f"{API_PATH}/files/{scope}{quote(path)}/")
+        raise web.HTTPFound(listing_url(scope, path + "/"))
     raise HarvestError(errors.NO_SUCH_FILE, f"No such file: {path}")
+
+
+def listing_url(scope: Scope, directory: str) -> str:
+    """``listFiles``' path for a directory (``//`` for the root, as soracom-cli sends it)."""
+    return (
+        f"{API_PATH}/files/{scope}/{quote(directory[1:])}/"
+        if directory != "/"
+        else (f"{API_PATH}/files/{scope}//")
+    )
 
 
 async def get_file_metadata(request: web.Request) -> web.Response:

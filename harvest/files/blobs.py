@@ -166,7 +166,9 @@ class _DiskReader:
             yield piece
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._handle.close)
+        # On the loop, not a thread: a read-only close has nothing to flush, and a handler
+        # cancelled at shutdown must still close it.
+        self._handle.close()
 
 
 class DiskBlobs:

@@ -14,9 +14,7 @@ from tests.support.clients import ApiClient, Reply
 FILES_HOST = "harvest-files.soracom.io"
 
 
-async def enable_files(
-    api: ApiClient, imsi: str = DEFAULT_IMSI, **settings: Any
-) -> str:
+async def enable_files(api: ApiClient, imsi: str = DEFAULT_IMSI, **settings: Any) -> str:
     """Switch Harvest Files on for the SIM's group (with more keys, e.g. ``defaultPath``)."""
     group_id = await group_of(api, imsi)
     body = [{"key": "enabled", "value": True}] + [
