@@ -277,11 +277,7 @@ async def get_file(request: web.Request) -> web.Response:
 
 def listing_url(scope: Scope, directory: str) -> str:
     """``listFiles``' path for a directory (``//`` for the root, as soracom-cli sends it)."""
-    return (
-        f"{API_PATH}/files/{scope}/{quote(directory[1:])}/"
-        if directory != "/"
-        else (f"{API_PATH}/files/{scope}//")
-    )
+    return f"{API_PATH}/files/{scope}/{quote(directory[1:]) or '/'}"
 
 
 async def get_file_metadata(request: web.Request) -> web.Response:
