@@ -86,10 +86,12 @@ async def _serve(request: web.Request) -> tuple[web.StreamResponse, Sim | None]:
     )
     if opened is None:
         raise HarvestError(errors.DEVICE_NO_SUCH_FILE, f"No such file: {raw}")
-    response, sent = await send_body(request, *opened)
-    if request.method == "GET":
+    record, reader = opened
+
+    async def meter(sent: int) -> None:
         await service.downloaded(sim.operator_id, sim.imsi, sent)
-    return response, sim
+
+    return await send_body(request, record, reader, meter), sim
 
 
 async def files_request(request: web.Request) -> web.StreamResponse:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import formatdate
 from urllib.parse import quote, unquote
 
@@ -100,11 +100,16 @@ def file_headers(record: FileRecord) -> dict[str, str]:
     }
 
 
+Meter = Callable[[int], Awaitable[None]]
+
+
 async def send_body(
-    request: web.Request, record: FileRecord, reader: BlobReader
-) -> tuple[web.StreamResponse, int]:
-    """The body (or the ``Range`` of it) of an opened file, streamed; with the bytes sent.
-    ``HEAD`` gets the headers alone. ``416`` for a range with no byte in the file."""
+    request: web.Request, record: FileRecord, reader: BlobReader, meter: Meter
+) -> web.StreamResponse:
+    """The body (or the ``Range`` of it) of an opened file, streamed; ``HEAD`` gets the headers
+    alone. ``416`` for a range with no byte in the file. ``meter`` is told the bytes sent
+    before the last of them goes out, so the ledger has the download when the client has it
+    (or, if the client leaves, what it got)."""
     try:
         wanted = parse_range(request.headers.get("Range"), record.size)
     except RangeNotSatisfiable as error:
@@ -122,19 +127,24 @@ async def send_body(
     try:
         if request.method == "HEAD":
             headers["Content-Length"] = str(length)
-            return web.Response(status=status, headers=headers), 0
+            return web.Response(status=status, headers=headers)
         response = web.StreamResponse(status=status, headers=headers)
         response.content_length = length
         await response.prepare(request)
         sent = 0
         try:
             async for chunk in reader.chunks(start, length):
+                if sent + len(chunk) == length:
+                    await meter(length)
                 await response.write(chunk)
                 sent += len(chunk)
+            if length == 0:
+                await meter(0)
             await response.write_eof()
         except ConnectionError:
-            pass  # the client left; what it got is what counts
-        return response, sent
+            if sent < length:  # the client left; what it got is what counts
+                await meter(sent)
+        return response
     finally:
         await reader.close()
 
@@ -208,10 +218,12 @@ async def download(request: web.Request) -> web.StreamResponse:
     opened = await service.open(operator_id, path)
     if opened is None:
         raise HarvestError(errors.NO_SUCH_FILE, f"No such file: {path}")
-    response, sent = await send_body(request, *opened)
-    if request.method != "HEAD":
+    record, reader = opened
+
+    async def meter(sent: int) -> None:
         await service.downloaded(operator_id, None, sent)
-    return response
+
+    return await send_body(request, record, reader, meter)
 
 
 # --- the operations --------------------------------------------------------------------------
