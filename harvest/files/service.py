@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, replace
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -25,7 +25,7 @@ from harvest.files.domain import FileRecord, ancestors, directory_record
 from harvest.files.index import FileIndex
 from harvest.storage.base import ACCOUNT_WIDE, RecordUsage, Store, Usage, UsageKind
 from quotas.calendar import utc_day
-from quotas.limits import FILES_RETENTION_DAYS
+from quotas.limits import FILES_MAX_BYTES, FILES_RETENTION_DAYS
 
 #: Files one retention pass deletes at most per query.
 EXPIRE_BATCH = 500
@@ -122,6 +122,29 @@ class FileService:
             await self.blobs.clear()
             self._stored.clear()
             self._peaks.clear()
+            self._gauge()
+
+    # --- snapshots -----------------------------------------------------------------------
+    def pages(self, page: int) -> AsyncIterator[list[FileRecord]]:
+        """Every file and directory, by (operator, path): what an export reads."""
+        return self.index.pages(page)
+
+    async def open_blob(self, name: str) -> BlobReader:
+        return await self.blobs.open_blob(name)
+
+    async def restore(self, record: FileRecord, chunks: AsyncIterable[bytes]) -> None:
+        """Put a file (or directory) of an import back as it was exported."""
+        async with self._lock:
+            if record.is_directory:
+                await self.index.put([record])
+                return
+            blob = await self.blobs.write(chunks, FILES_MAX_BYTES)
+            try:
+                await self.index.put([replace(record, blob=blob.name)])
+            except BaseException:
+                await self.blobs.delete([blob.name])
+                raise
+            self._add(record.operator_id, blob.size)
             self._gauge()
 
     def stored_bytes(self, operator_id: str | None = None) -> int:
