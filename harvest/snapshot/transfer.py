@@ -279,9 +279,11 @@ def write_atomically_sync(
         raise
 
 
-async def export_to_file(store: Store, path: Path, *, clock_ms: int | None = None) -> SnapshotInfo:
-    """Export ``store`` to ``path`` atomically (see :func:`write_atomically`)."""
-    export = Export(store, clock_ms=clock_ms)
+async def export_to_file(
+    store: Store, path: Path, *, clock_ms: int | None = None, files: FileSource | None = None
+) -> SnapshotInfo:
+    """Export ``store`` (and ``files``) to ``path`` atomically (see :func:`write_atomically`)."""
+    export = Export(store, clock_ms=clock_ms, files=files)
     async with contextlib.aclosing(export.chunks()) as chunks:
         await write_atomically(path, chunks)
     assert export.info is not None

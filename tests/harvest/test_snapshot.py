@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -665,7 +666,9 @@ async def _get_snapshot(emulator: Emulator) -> bytes:
 
 async def _put_snapshot(emulator: Emulator, body: bytes) -> tuple[int, Any]:
     async with emulator.client.put(
-        "/_emulator/snapshot", data=body, headers={"Content-Type": "application/x-msgpack"}
+        "/_emulator/snapshot",
+        data=io.BytesIO(body),
+        headers={"Content-Type": "application/x-msgpack"},
     ) as response:
         return response.status, await response.json()
 

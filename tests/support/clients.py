@@ -60,7 +60,10 @@ class ApiClient:
             sent.setdefault("X-Soracom-API-Key", self.api_key or "")
             sent.setdefault("X-Soracom-Token", self.token)
         query = {k: str(v) for k, v in (params or {}).items()}
-        body = data
+        # aiohttp warns about large raw bodies; a stream is what a real client would send.
+        body: bytes | io.BytesIO | None = data
+        if data is not None and len(data) > 65536:
+            body = io.BytesIO(data)
         if json_body is not None:
             body = json.dumps(json_body).encode()
             sent.setdefault("Content-Type", "application/json")
