@@ -232,14 +232,14 @@ async def find_files(request: web.Request) -> web.Response:
     operator_id = caller(request)
     raw_scope = query_value(request, "scope")
     prefix = query_value(request, "prefix")
+    limit = _limit(request)
+    after = query_value(request, LAST_EVALUATED_KEY)
     if raw_scope is None or prefix is None:
         raise HarvestError(errors.INVALID_PARAMETER, "'scope' and 'prefix' are required.")
     try:
         scope = Scope(raw_scope)
     except ValueError:
         raise HarvestError(errors.NO_SUCH_SCOPE, f"No such scope: {raw_scope!r}.") from None
-    limit = _limit(request)
-    after = query_value(request, LAST_EVALUATED_KEY)
     if scope is Scope.PUBLIC:
         return page(request, [], None)
     if not prefix.startswith("/"):
