@@ -22,7 +22,7 @@ from gateway.udp import UdpEndpoint
 from harvest import wire
 from harvest.context import INGEST, LISTENERS, SETTINGS
 from harvest.domain import Transport
-from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
+from harvest.requestlog import LOG_THROTTLE
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                 ingest,
                 Transport.TCP,
                 unified=name == "unified",
-                requests=app[REQUEST_LOG],
                 unified_created=settings.unified_harvest_status,
             )
             tcp = TcpServer(
@@ -93,7 +92,6 @@ async def raw_listeners_context(app: web.Application) -> AsyncIterator[None]:
                     max_in_flight=settings.udp_max_in_flight,
                     name=f"{name}-udp",
                     unified=name == "unified",
-                    requests=app[REQUEST_LOG],
                     unified_created=settings.unified_harvest_status,
                     throttle=app[LOG_THROTTLE],
                 )

@@ -17,7 +17,7 @@ the reply; it decides nothing else. Three entry points share it:
 from __future__ import annotations
 
 import logging
-import time
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -27,7 +27,6 @@ from harvest import errors
 from harvest.context import CLOCK, INGEST, SETTINGS
 from harvest.domain import Transport, Upload
 from harvest.errors import Dropped, HarvestError
-from harvest.requestlog import REQUEST_LOG
 from harvest.web import dumps, error_response, json_response
 from harvest.wire import INT64_MAX, TIMESTAMP_HEADER
 
@@ -107,75 +106,65 @@ def beam_identity(request: web.Request) -> str | None:
     return identity.imsi
 
 
+def device_upload(request: web.Request, body: bytes = b"") -> Upload:
+    """The device request as the ingest sees it, before its headers are read."""
+    return Upload(
+        transport=Transport.HTTP,
+        peer=request.remote or "",
+        body=body,
+        content_type=request.headers.get("Content-Type"),
+        target=request.path,
+        size=request.content_length,
+    )
+
+
 async def write_data(request: web.Request) -> web.Response:
     """Store the body as one entry for the SIM that sent it; see the module docstring.
 
-    Every write goes to the request log with its status; a ``drop`` fault, or a SIM the
+    The ingest reports every write (request log, metrics); a ``drop`` fault, or a SIM the
     network gives no data session (spec B12), gets the connection closed without an answer.
     """
     if hung_up(request):  # before anything is read or checked: the network carries nothing
         return web.Response(status=UNSENT)
-    started = time.perf_counter()
-    ingest = request.config_dict[INGEST]
-    peer = request.remote or ""
-    status, imsi, size, reason, replaced = 500, None, request.content_length or 0, None, 0
     try:
-        response, imsi, replaced = await _write(request)
-        status = response.status
-        return response
+        return await _write(request)
     except HarvestError as error:
-        status, reason = error.status, error.code
         return refusal(request, error)
-    except Dropped as dropped:
-        status, reason = 0, dropped.code
+    except Dropped:
         if request.transport is not None:
             request.transport.close()
         return web.Response(status=UNSENT)  # the connection is gone
-    finally:
-        if imsi is None:
-            sim = ingest.sim_of(Upload(Transport.HTTP, peer, b""))
-            imsi = None if sim is None else sim.imsi
-        request.config_dict[REQUEST_LOG].record(
-            "http", peer, imsi, status, size, time.perf_counter() - started, request.path, reason,
-            replaced,
-        )  # fmt: skip
 
 
-async def _write(request: web.Request) -> tuple[web.Response, str | None, int]:
-    """The reply, the SIM's IMSI (``None`` when refused) and the entries the write replaced."""
+async def _write(request: web.Request) -> web.Response:
+    """The reply to a device write; refusals raise."""
     ingest = request.config_dict[INGEST]
     unified = is_unified(request)
-    body = await read_bounded(request, ingest.max_payload_bytes)
-    content_type = request.headers.get("Content-Type")
+    upload = device_upload(request, await read_bounded(request, ingest.max_payload_bytes))
     try:
         imsi = beam_identity(request)
-        if imsi is not None:
-            unwrapped = unwrap_payload(body, request.headers.get("User-Agent"))
-            if unwrapped is not None:  # Beam's TCP/UDP-to-HTTP conversion: raw bytes inside
-                body, content_type = unwrapped, None
-        accepted = await ingest.ingest(
-            Upload(
-                transport=Transport.HTTP,
-                peer=request.remote or "",
-                body=body,
-                content_type=content_type,
-                timestamp_ms=None
-                if unified
-                else parse_timestamp(request.headers.get(TIMESTAMP_HEADER)),
-                imsi=imsi,
-            )
-        )
+        timestamp = None if unified else parse_timestamp(request.headers.get(TIMESTAMP_HEADER))
+    except HarvestError as error:
+        ingest.refuse(upload, error)
+        raise
+    if imsi is not None:
+        upload = replace(upload, imsi=imsi)
+        unwrapped = unwrap_payload(upload.body, request.headers.get("User-Agent"))
+        if unwrapped is not None:  # Beam's TCP/UDP-to-HTTP conversion: raw bytes inside
+            upload = replace(upload, body=unwrapped, content_type=None)
+    try:
+        accepted = await ingest.ingest(replace(upload, timestamp_ms=timestamp))
     except HarvestError as error:
         group = ingest.group_of(request.remote or "") if unified else None
         if unified and response_format(group) is ResponseFormat.UNIFIED:
             status, reply = unified_reply(error.status, _error_text(request, error))
-            return json_response(reply, status=status), None, 0
+            return json_response(reply, status=status)
         raise
     if unified and response_format(accepted.group) is ResponseFormat.UNIFIED:
         created = request.config_dict[SETTINGS].unified_harvest_status
         status, reply = unified_reply(created, "")
-        return json_response(reply, status=status), accepted.sim.imsi, accepted.replaced
-    return web.Response(status=201), accepted.sim.imsi, accepted.replaced
+        return json_response(reply, status=status)
+    return web.Response(status=201)
 
 
 def _bare(request: web.Request) -> bool:
@@ -199,18 +188,10 @@ def hung_up(request: web.Request) -> bool:
     """Whether a device request came from a SIM without a data session, which the network
     would not have carried (spec B12): then the connection is closed without an answer, and
     the request log and the metrics say why. Writes are screened by the ingest itself."""
-    ingest = request.config_dict[INGEST]
-    peer = request.remote or ""
-    if ingest.screen(Upload(Transport.HTTP, peer, b"")):
+    if request.config_dict[INGEST].screen(device_upload(request)):
         return False
     if request.transport is not None:
         request.transport.close()
-    sim = ingest.sim_of(Upload(Transport.HTTP, peer, b""))
-    refusal = None if sim is None else ingest.session_refusal(sim)
-    request.config_dict[REQUEST_LOG].record(
-        "http", peer, None if sim is None else sim.imsi, 0, request.content_length or 0, 0.0,
-        request.path, None if refusal is None else refusal.code,
-    )  # fmt: skip
     return True
 
 
@@ -222,11 +203,10 @@ async def wrong_method(request: web.Request) -> web.Response:
     """Anything but ``POST`` on a device path: ``405`` with ``Allow: POST``."""
     if hung_up(request):
         return web.Response(status=UNSENT)
-    return refusal(
-        request,
-        HarvestError(
-            errors.DEVICE_METHOD_NOT_ALLOWED,
-            f"{request.method} is not a Harvest write; devices send POST.",
-            headers={"Allow": "POST"},
-        ),
+    error = HarvestError(
+        errors.DEVICE_METHOD_NOT_ALLOWED,
+        f"{request.method} is not a Harvest write; devices send POST.",
+        headers={"Allow": "POST"},
     )
+    request.config_dict[INGEST].refuse(device_upload(request), error)
+    return refusal(request, error)

@@ -9,14 +9,12 @@ is binary (spec A1).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from gateway.unified import ResponseFormat, raw_unified_reply, response_format
 from harvest.domain import Group, Transport, Upload
 from harvest.errors import Dropped, HarvestError
 from harvest.ingest import Accepted, IngestService
-from harvest.requestlog import RequestLog
 from harvest.web import dumps
 
 log = logging.getLogger(__name__)
@@ -36,8 +34,9 @@ class RawReply:
     hang_up: bool = False
 
 
-def upload(transport: Transport, peer: str, body: bytes) -> Upload:
-    return Upload(transport=transport, peer=peer, body=body, content_type=None)
+def upload(transport: Transport, peer: str, body: bytes, listener: str = "") -> Upload:
+    """A raw message: binary, named in the request log by the ``listener`` it came in on."""
+    return Upload(transport=transport, peer=peer, body=body, content_type=None, target=listener)
 
 
 class Replies:
@@ -70,7 +69,8 @@ class Replies:
 
 
 class RawHandler:
-    """Turns one raw TCP message into one reply through the ingest service."""
+    """Turns one raw TCP message into one reply through the ingest service (which reports
+    each message: the request log and the metrics)."""
 
     def __init__(
         self,
@@ -78,56 +78,29 @@ class RawHandler:
         transport: Transport,
         *,
         unified: bool,
-        requests: RequestLog | None = None,
         unified_created: int = 201,
     ) -> None:
         self.ingest = ingest
-        self.requests = requests
         self.transport = transport
         self.replies = Replies(ingest, unified=unified, unified_created=unified_created)
 
     def admits(self, peer: str) -> bool:
         """Whether a new connection from ``peer`` may proceed; a SIM without a data session
         gets it closed at once, as the network would give it none (spec B12)."""
-        if self.ingest.screen(upload(self.transport, peer, b"")):
-            return True
-        sim = self.ingest.sim_of(upload(self.transport, peer, b""))
-        refusal = None if sim is None else self.ingest.session_refusal(sim)
-        if self.requests is not None:
-            self.requests.record(
-                self.transport.value, peer, None if sim is None else sim.imsi, 0, 0, 0.0,
-                self.endpoint, None if refusal is None else refusal.code,
-            )  # fmt: skip
-        return False
+        return self.ingest.screen(upload(self.transport, peer, b"", self.endpoint))
 
     @property
     def endpoint(self) -> str:
         return "unified" if self.replies.unified else "harvest"
 
     async def __call__(self, body: bytes, peer: str) -> RawReply:
-        started = time.perf_counter()
-        message = upload(self.transport, peer, body)
-        status, imsi, reason, replaced = 201, None, None, 0
         try:
-            accepted = await self.ingest.ingest(message)
-            imsi, replaced = accepted.sim.imsi, accepted.replaced
+            accepted = await self.ingest.ingest(upload(self.transport, peer, body, self.endpoint))
             return self.replies.accepted(accepted)
         except HarvestError as error:
-            status, reason = error.status, error.code
             return self.replies.refused(error, peer)
-        except Dropped as dropped:
-            status, reason = 0, dropped.code
+        except Dropped:
             return RawReply(b"", hang_up=True)  # no answer: the connection is closed
         except Exception:
             log.exception("storing a %s message from %s failed", self.transport, peer)
-            status = 500
             return RawReply(FAILED)
-        finally:
-            if imsi is None:
-                sim = self.ingest.sim_of(message)
-                imsi = None if sim is None else sim.imsi
-            if self.requests is not None:
-                self.requests.record(
-                    self.transport.value, peer, imsi, status, len(body),
-                    time.perf_counter() - started, self.endpoint, reason, replaced,
-                )  # fmt: skip

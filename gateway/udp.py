@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import cast
 
 from gateway.raw import BUSY, FAILED, RawReply, Replies, upload
-from harvest.domain import Transport, Upload
+from harvest.domain import Transport
 from harvest.errors import Dropped, HarvestError
 from harvest.ingest import Accepted, IngestService
 from harvest.logcaps import LogThrottle
-from harvest.requestlog import RequestLog
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +34,12 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         max_in_flight: int,
         name: str,
         unified: bool = False,
-        requests: RequestLog | None = None,
         unified_created: int = 201,
         throttle: LogThrottle | None = None,
     ) -> None:
         """``throttle`` keeps the saturation warning to one line per interval, with a count."""
         self.ingest = ingest
         self.throttle = throttle
-        self.requests = requests
         self.replies = Replies(ingest, unified=unified, unified_created=unified_created)
         self.max_in_flight = max_in_flight
         self.name = name
@@ -79,14 +75,6 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         log.debug("%s: %s", self.name, exc)
 
-    def _record(self, message: Upload, status: int, reason: str) -> None:
-        if self.requests is not None:
-            sim = self.ingest.sim_of(message)
-            self.requests.record(
-                "udp", message.peer, None if sim is None else sim.imsi, status, len(message.body),
-                0.0, self.name, reason,
-            )  # fmt: skip
-
     def _send(self, reply: RawReply, addr: Address) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply.payload, addr)
@@ -96,23 +84,21 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         batch, self._pending = self._pending, []
         accepted: list[tuple[Accepted, Address]] = []
         for data, addr in batch:
-            message = upload(Transport.UDP, addr[0], data)
             try:
-                accepted.append((self.ingest.prepare(message), addr))
+                accepted.append(
+                    (self.ingest.prepare(upload(Transport.UDP, addr[0], data, self.name)), addr)
+                )
             except HarvestError as error:
                 self._send(self.replies.refused(error, addr[0]), addr)
-                self._record(message, error.status, error.code)
-            except Dropped as dropped:  # no reply at all
-                self._record(message, 0, dropped.code)
+            except Dropped:  # no reply at all
+                pass
         if accepted:
             self.in_flight += len(accepted)
-            task = asyncio.get_running_loop().create_task(
-                self._commit(accepted, time.perf_counter())
-            )
+            task = asyncio.get_running_loop().create_task(self._commit(accepted))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _commit(self, accepted: list[tuple[Accepted, Address]], started: float) -> None:
+    async def _commit(self, accepted: list[tuple[Accepted, Address]]) -> None:
         try:
             await self.ingest.commit([a for a, _ in accepted])
         except Exception:
@@ -122,19 +108,6 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         else:
             for item, addr in accepted:
                 self._send(self.replies.accepted(item), addr)
-            if self.requests is not None:
-                elapsed = time.perf_counter() - started
-                for item, addr in accepted:
-                    self.requests.record(
-                        "udp", addr[0], item.sim.imsi, 201,
-                        item.size, elapsed, self.name,
-                        None, item.replaced,
-                    )  # fmt: skip
-            if self.ingest.metrics is not None:
-                latency = self.ingest.metrics.protocol["udp"].latency
-                elapsed = time.perf_counter() - started
-                for _ in accepted:
-                    latency.observe(elapsed)
         finally:
             self.in_flight -= len(accepted)
 

@@ -26,7 +26,12 @@ from harvest.faults import Faults
 from harvest.files.app import setup_files
 from harvest.logcaps import LogThrottle
 from harvest.metrics import Metrics
-from harvest.middleware import api_metrics_middleware, fault_middleware, get_metrics
+from harvest.middleware import (
+    api_metrics_middleware,
+    api_request_log_middleware,
+    fault_middleware,
+    get_metrics,
+)
 from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG, RequestLog, log_caps_context
 from harvest.settings import Settings
 from harvest.web import Handler, error_middleware
@@ -156,6 +161,7 @@ def api_app() -> web.Application:
     """``/v1``: :data:`API_ROUTES`, and the middlewares every call passes through."""
     app = web.Application(
         middlewares=[
+            api_request_log_middleware,
             api_metrics_middleware,
             auth.rate_limit_middleware,
             fault_middleware,

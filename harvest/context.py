@@ -20,7 +20,7 @@ from harvest.identity import SessionTable
 from harvest.ingest import IngestService
 from harvest.metrics import Metrics, StateCollector
 from harvest.registry import Provisioning, Registry
-from harvest.requestlog import LOG_THROTTLE
+from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
 from harvest.settings import Settings
 from harvest.storage import MemoryStore, SqliteStore, Store
 from quotas.bundle import QuotaPolicy
@@ -88,7 +88,9 @@ def make_store(settings: Settings) -> Store:
     path = settings.database_path
     if path is None:
         return MemoryStore()
-    return SqliteStore(path, max_batch=settings.group_commit_max)
+    return SqliteStore(
+        path, max_batch=settings.group_commit_max, fold_after=settings.journal_fold_rows
+    )
 
 
 def make_quotas(settings: Settings, clock: EmulatorClock) -> QuotaService:
@@ -164,6 +166,7 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
             drop_sessionless=settings.sessionless_sims == "drop",
             strict_json=settings.invalid_json == "refuse",
             throttle=app[LOG_THROTTLE],
+            reporter=app[REQUEST_LOG],
         )
         yield
     finally:

@@ -253,3 +253,9 @@ class Upload:
     timestamp_ms: int | None = None
     #: An identity the transport verified itself (a Beam-signed IMSI); else the peer decides.
     imsi: str | None = None
+    #: What the request log names as the request's target: the path for HTTP, the listener
+    #: for TCP and UDP.
+    target: str = ""
+    #: The bytes the device sent, when the transport knows more than ``body`` holds (an HTTP
+    #: body read only up to the size limit); ``None``: ``len(body)``.
+    size: int | None = None

@@ -4,6 +4,11 @@ It identifies the SIM by its session address, applies the SIM's status and its g
 settings, enforces the size limit, turns the payload into a Harvest Data entry and stores it.
 It knows nothing of HTTP, TCP or UDP: transports only build an :class:`~harvest.domain.Upload`
 and render the :class:`~harvest.errors.HarvestError` it may raise.
+
+It also reports what happened to each upload, once: the write-latency metric and one record
+to its :class:`Reporter` (the request log) with the SIM, the status (``0``: no reply was sent),
+the bytes received, the reason of a refusal and the entries replaced. Transports report
+nothing themselves; a refusal of their own (a malformed header) goes through :meth:`refuse`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Final, Protocol
 
 from harvest import errors
 from harvest.clock import Clock
@@ -23,7 +29,6 @@ from harvest.domain import (
     ResourceType,
     Sim,
     SimStatus,
-    Transport,
     Upload,
 )
 from harvest.errorlog import ErrorLog
@@ -51,6 +56,22 @@ from quotas.service import QuotaService
 
 log = logging.getLogger(__name__)
 
+# Enum members read once: a class attribute lookup on an Enum goes through a descriptor
+# (~0.3 us), several times per write (tests/bench/ingest_stages.py).
+_SUBSCRIBER: Final = ResourceType.SUBSCRIBER
+_WRITE: Final = UsageKind.WRITE
+_WRITE_5MIN: Final = UsageKind.WRITE_5MIN
+_ACTIVE: Final = SimStatus.ACTIVE
+
+
+class Reporter(Protocol):
+    """Where the outcome of each upload goes (:class:`harvest.requestlog.RequestLog`)."""
+
+    def record(
+        self, protocol: str, peer: str, imsi: str | None, status: int, size: int,
+        latency_s: float, target: str, reason: str | None = None, replaced: int = 0,
+    ) -> None: ...  # fmt: skip
+
 
 @dataclass(slots=True)
 class Accepted:
@@ -64,14 +85,15 @@ class Accepted:
     group: Group
     mutation: PutEntries
     reservation: Reservation
-    transport: Transport
+    #: The upload as received (what its report names).
+    upload: Upload
     #: Injected delay before storing (a ``delay`` fault), in ms.
     delay_ms: int = 0
     #: Once stored: how many existing entries its writes replaced (same resource and
     #: millisecond, spec A1), for the metrics and the request log.
     replaced: int = 0
-    #: The upload's bytes as received (what every transport's request log line counts).
-    size: int = 0
+    #: When its checks began (``time.perf_counter()``): its reported latency starts there.
+    started: float = 0.0
 
     @property
     def entries(self) -> int:
@@ -101,11 +123,14 @@ class IngestService:
         drop_sessionless: bool = True,
         strict_json: bool = True,
         throttle: LogThrottle | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
         """``drop_sessionless``: a SIM without a data session gets no reply (the network's
         behaviour, spec B12), or, ``False``, an explicit ``403``. ``strict_json``: a body sent
         as JSON that does not parse is refused, or, ``False``, stored as sent. ``throttle``
-        keeps the line about refused writes to one per source per interval, with a count."""
+        keeps the line about refused writes to one per source per interval, with a count;
+        ``reporter`` gets one record per upload (see the module docstring)."""
+        self._reporter = reporter
         self._throttle = throttle
         self.drop_sessionless = drop_sessionless
         self.strict_json = strict_json
@@ -153,42 +178,69 @@ class IngestService:
 
     async def ingest(self, upload: Upload) -> Accepted:
         """Store one upload; raises :class:`HarvestError` for every refusal."""
-        started = time.perf_counter()
-        try:
-            accepted = self.prepare(upload)
-            await self.commit([accepted])
-        finally:
-            if self.metrics is not None:
-                self.metrics.protocol[upload.transport.value].latency.observe(
-                    time.perf_counter() - started
-                )
+        accepted = self.prepare(upload)
+        await self.commit([accepted])
         return accepted
 
     def prepare(self, upload: Upload) -> Accepted:
         """Every check and conversion, without storing; raises :class:`HarvestError`, or
-        :class:`Dropped` when the request is to get no answer at all."""
+        :class:`Dropped` when the request is to get no answer at all. A refusal is reported
+        here; an accepted upload when :meth:`commit` has stored it."""
+        started = time.perf_counter()
         metrics = self.metrics
         if metrics is not None:
-            series = metrics.protocol[upload.transport.value]
+            series = metrics.protocol[upload.transport]
             series.received.inc()
             series.payload_size.observe(len(upload.body))
         try:
-            return self._prepare(upload)
+            accepted = self._prepare(upload)
         except Dropped as dropped:
-            self._refused(upload, dropped.reason, answered=False)
+            self._refused(upload, dropped.reason, answered=False, started=started)
             raise
         except HarvestError as error:
-            self._refused(upload, error, answered=True)
+            self._refused(upload, error, answered=True, started=started)
             raise
+        except Exception:
+            self._report(upload, started, 500)
+            raise
+        accepted.started = started
+        return accepted
 
-    def _refused(self, upload: Upload, error: HarvestError | None, *, answered: bool) -> None:
-        """Count (by error code; ``dropped`` for a drop fault), log and show to the operator
-        (``GET /v1/logs``) why a write was refused, whether or not the device got an answer."""
+    def refuse(self, upload: Upload, error: HarvestError) -> None:
+        """Count, log and report a refusal the transport made itself, before the upload got
+        here (a malformed header, a bad Beam signature, a wrong method)."""
+        self._refused(upload, error, answered=True, started=time.perf_counter())
+
+    def _report(
+        self, upload: Upload, started: float, status: int, imsi: str | None = None,
+        reason: str | None = None, replaced: int = 0,
+    ) -> None:  # fmt: skip
+        """The upload's one report: its latency in the metrics, its record to the reporter."""
+        elapsed = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.protocol[upload.transport].latency.observe(elapsed)
+        if self._reporter is not None:
+            size = len(upload.body) if upload.size is None else upload.size
+            self._reporter.record(
+                upload.transport, upload.peer, imsi, status, size, elapsed,
+                upload.target, reason, replaced,
+            )  # fmt: skip
+
+    def _refused(
+        self, upload: Upload, error: HarvestError | None, *, answered: bool, started: float
+    ) -> None:
+        """Count (by error code; ``dropped`` for a drop fault), log, show to the operator
+        (``GET /v1/logs``) and report why a write was refused, whether or not the device got
+        an answer."""
         if self.metrics is not None:
             reason = "dropped" if error is None else error.code
-            self.metrics.writes_refused.labels(upload.transport.value, reason).inc()
-        if error is None:
+            self.metrics.writes_refused.labels(upload.transport, reason).inc()
+        sim = self.sim_of(upload)
+        imsi = None if sim is None else sim.imsi
+        if error is None:  # a drop fault
+            self._report(upload, started, 0, imsi, "dropped")
             return
+        self._report(upload, started, error.status if answered else 0, imsi, error.code)
         line = (
             "refused %s write from %s: %s %s%s",
             upload.transport,
@@ -202,7 +254,6 @@ class IngestService:
         else:
             kind = f"refused {upload.transport} writes"
             self._throttle.log(log, logging.INFO, kind, source_of(upload.peer), *line)
-        sim = self.sim_of(upload)
         if sim is not None:  # with no SIM there is no operator to show it to
             self._error_log.record(
                 sim.operator_id,
@@ -210,7 +261,7 @@ class IngestService:
                 error.message,
                 code=error.code,
                 status=error.status,
-                protocol=upload.transport.value,
+                protocol=upload.transport,
             )
 
     def session_refusal(self, sim: Sim) -> HarvestError | None:
@@ -236,7 +287,7 @@ class IngestService:
         error = None if sim is None else self.session_refusal(sim)
         if error is None:
             return True
-        self._refused(upload, error, answered=False)
+        self._refused(upload, error, answered=False, started=time.perf_counter())
         return False
 
     async def commit(self, accepted: Sequence[Accepted]) -> None:
@@ -253,21 +304,23 @@ class IngestService:
         except BaseException:
             for item in accepted:  # not stored: those writes do not count
                 self._quotas.release(item.sim.operator_id, item.reservation)
+                self._report(item.upload, item.started, 500, item.sim.imsi)
             raise
         finally:
             for item in accepted:  # answered either way: no longer in flight
                 self._quotas.finish(item.sim.imsi)
         for item, count in zip(accepted, replaced, strict=True):
             item.replaced = count
+            self._report(item.upload, item.started, 201, item.sim.imsi, None, count)
         if self.metrics is not None:
             self._count_stored(self.metrics, accepted)
-        for imsi in {a.sim.imsi for a in accepted if a.sim.status is not SimStatus.ACTIVE}:
+        for imsi in {a.sim.imsi for a in accepted if a.sim.status is not _ACTIVE}:
             await self._registry.activate_on_traffic(imsi)
 
     def _count_stored(self, metrics: Metrics, accepted: Sequence[Accepted]) -> None:
         for item in accepted:
             count = item.entries
-            series = metrics.protocol[item.transport.value]
+            series = metrics.protocol[item.upload.transport]
             series.stored.inc(count)
             if item.replaced:
                 series.replaced.inc(item.replaced)
@@ -311,7 +364,7 @@ class IngestService:
         if self._faults is not None and self._faults.rules:
             known = self.sim_of(upload)
             verdict = self._faults.check(
-                upload.transport.value,
+                upload.transport,
                 imsi=None if known is None else known.imsi,
                 group_id=None if known is None else known.group_id,
             )
@@ -348,7 +401,7 @@ class IngestService:
         entries = tuple(
             DataEntry(
                 sim.operator_id,
-                ResourceType.SUBSCRIBER,
+                _SUBSCRIBER,
                 sim.imsi,
                 time,
                 content_type,
@@ -362,14 +415,13 @@ class IngestService:
         reservation = self._quotas.admit(sim.operator_id, sim.imsi, len(entries))
         count = len(entries)
         usage = (
-            Usage(sim.operator_id, sim.imsi, self._day(now), UsageKind.WRITE, count),
-            Usage(sim.operator_id, sim.imsi, self._bucket(now), UsageKind.WRITE_5MIN, count),
+            Usage(sim.operator_id, sim.imsi, self._day(now), _WRITE, count),
+            Usage(sim.operator_id, sim.imsi, self._bucket(now), _WRITE_5MIN, count),
         )
         if verdict.duplicate:  # the same content again a millisecond later, as a retry would
             entries += tuple(replace(e, time=e.time + 1) for e in entries)
         return Accepted(
-            sim, group, PutEntries(entries, now, usage), reservation, upload.transport,
-            verdict.delay_ms, size=len(upload.body),
+            sim, group, PutEntries(entries, now, usage), reservation, upload, verdict.delay_ms,
         )  # fmt: skip
 
     def _options(self, group: Group) -> HarvestOptions:

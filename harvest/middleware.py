@@ -1,11 +1,12 @@
-"""The HTTP side of the cross-cutting services: the ``/v1`` middlewares (metrics and the
-request log, fault rules), the ``/_emulator/faults`` routes and ``GET /metrics``. The services
+"""The HTTP side of the cross-cutting services: the ``/v1`` middlewares (metrics, the request
+log, fault rules: one each), the ``/_emulator/faults`` routes and ``GET /metrics``. The services
 themselves (:mod:`harvest.metrics`, :mod:`harvest.faults`) know nothing of HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -68,35 +69,52 @@ def add_fault_routes(router: web.UrlDispatcher) -> None:
     router.add_delete("/faults/{rule_id}", delete_fault)
 
 
-@web.middleware
-async def api_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every ``/v1`` call by operation (SORACOM's operationId, the route's
-    name) and status, and write its request log line."""
+async def _answered(
+    request: web.Request, handler: Handler, done: Callable[[int, float], None]
+) -> web.StreamResponse:
+    """Run ``handler``, then tell ``done`` the status it answered (``0``: a drop fault, nothing
+    was answered) and the seconds it took, whether it returned or raised."""
     started = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
         status = response.status
         return response
-    except HarvestError as error:
-        status = error.status
-        raise
-    except web.HTTPException as error:
+    except (HarvestError, web.HTTPException) as error:
         status = error.status
         raise
     except Dropped:
-        status = 0  # a drop fault: the connection is gone, nothing was answered
+        status = 0
         raise
     finally:
+        done(status, time.perf_counter() - started)
+
+
+@web.middleware
+async def api_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every ``/v1`` call by operation (SORACOM's operationId, the route's
+    name) and status."""
+
+    def done(status: int, elapsed: float) -> None:
         operation = operation_of(request)
-        elapsed = time.perf_counter() - started
         metrics = request.config_dict[METRICS]
         metrics.api_requests.labels(operation, str(status)).inc()
         metrics.api_latency.labels(operation).observe(elapsed)
+
+    return await _answered(request, handler, done)
+
+
+@web.middleware
+async def api_request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Write every ``/v1`` call's request log line (protocol ``api``, named by operation)."""
+
+    def done(status: int, elapsed: float) -> None:
         request.config_dict[REQUEST_LOG].record(
             "api", request.remote or "", None, status, request.content_length or 0, elapsed,
-            operation,
+            operation_of(request),
         )  # fmt: skip
+
+    return await _answered(request, handler, done)
 
 
 async def get_metrics(request: web.Request) -> web.Response:

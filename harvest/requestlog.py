@@ -76,7 +76,7 @@ class RequestLog:
         if line_format not in FORMATS:
             raise ValueError(f"request log format must be one of {FORMATS}")
         self._clock = clock
-        self._ring: deque[RequestRecord] = deque(maxlen=capacity)
+        self._ring: deque[tuple[Any, ...]] = deque(maxlen=capacity)
         self._format = line_format
         self._budget = LineBudget(lines_per_second)
         self._path = file
@@ -108,40 +108,40 @@ class RequestLog:
                 self._ring.maxlen,
             )
 
-    def _emit(self, line: str) -> None:
-        if self._file is not None:
-            self._file.write(line)
-        elif self._budget.allows():
-            log.info("%s", line)
-
     def record(
         self, protocol: str, peer: str, imsi: str | None, status: int, size: int,
         latency_s: float, target: str, reason: str | None = None, replaced: int = 0,
     ) -> None:  # fmt: skip
-        entry = RequestRecord(
+        """Keep the request in the ring (as a tuple: a record is built only when queried) and
+        write its line, if the format asks for one and the cap allows it."""
+        row = (
             self._clock.now_ms(), protocol, peer, imsi, status, size,
             round(latency_s * 1000, 3), target, reason, replaced,
         )  # fmt: skip
-        self._ring.append(entry)
+        self._ring.append(row)
+        if self._format == "off" or (self._file is None and not self._budget.allows()):
+            return
         if self._format == "json":
-            self._emit(json.dumps(entry.view(), separators=(",", ":")))
-        elif self._format == "plain":
-            self._emit(
-                f"{protocol} {peer} {imsi or '-'} {status} {size}B {entry.latencyMs:.1f}ms"
+            line = json.dumps(RequestRecord(*row).view(), separators=(",", ":"))
+        else:
+            line = (
+                f"{protocol} {peer} {imsi or '-'} {status} {size}B {row[6]:.1f}ms"
                 f" {target}{'' if reason is None else ' ' + reason}"
                 f"{f' replaced={replaced}' if replaced else ''}"
             )
+        if self._file is not None:
+            self._file.write(line)
+        else:
+            log.info("%s", line)
 
     def query(
         self, *, imsi: str | None = None, protocol: str | None = None, limit: int = 100
     ) -> list[RequestRecord]:
         """The newest matching records first."""
         found = []
-        for entry in reversed(self._ring):
-            if (imsi is None or entry.imsi == imsi) and (
-                protocol is None or entry.protocol == protocol
-            ):
-                found.append(entry)
+        for row in reversed(self._ring):
+            if (imsi is None or row[3] == imsi) and (protocol is None or row[1] == protocol):
+                found.append(RequestRecord(*row))
                 if len(found) >= limit:
                     break
         return found

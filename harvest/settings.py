@@ -150,6 +150,9 @@ class Settings:
     default_imsi: str = _setting("001010000000001", "IMSI of the SIM provisioned on first start")
     default_session_address: str = _setting("127.0.0.1", "that SIM's session address")
     group_commit_max: int = _setting(2048, "most writes committed in one SQLite transaction")
+    journal_fold_rows: int = _setting(
+        20_000, "journalled writes that make the SQLite store fold its journal at once"
+    )
     log_level: str = _setting("info", "debug, info, warning or error")
 
     def __post_init__(self) -> None:
@@ -228,6 +231,8 @@ class Settings:
         self.ue_routes  # noqa: B018 - validates the map at start
         if not 1 <= self.group_commit_max <= 100_000:
             raise SettingsError("group_commit_max must be from 1 to 100000")
+        if not 1 <= self.journal_fold_rows <= 10_000_000:
+            raise SettingsError("journal_fold_rows must be from 1 to 10000000")
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
         if not self.operator_id.startswith("OP"):

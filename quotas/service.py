@@ -201,8 +201,9 @@ class QuotaService:
         except HarvestError:
             self.limiter.device_done(imsi)
             raise
-        meter = self._meter(operator_id, reservation.day[:7])
-        meter.add_overage(imsi, reservation.day, reservation.overage)
+        if reservation.overage:  # within the bundle nothing is billed: no meter to touch
+            meter = self._meter(operator_id, reservation.day[:7])
+            meter.add_overage(imsi, reservation.day, reservation.overage)
         return reservation
 
     def _reserve(self, operator_id: str, imsi: str, writes: int) -> Reservation:

@@ -1,5 +1,5 @@
 """The metadata of Harvest Files: one row per file and per directory, in the emulator's SQLite
-database (table ``files``, schema version 4 of :mod:`harvest.storage.sqlite`) or in memory.
+database (table ``files``, schema version 5 of :mod:`harvest.storage.sqlite`) or in memory.
 
 Rows are keyed by (operator, path) and read in the order of the paths' UTF-8 bytes, which is
 ``findFiles``' order (OpenAPI) and SQLite's ``BINARY`` collation. Each change is one

@@ -37,13 +37,19 @@ from harvest.storage.base import (
     Usage,
     UsageKind,
 )
-from harvest.storage.sqlite_writes import commit_on_writer_thread
+from harvest.storage.sqlite_journal import JOURNAL_SCHEMA
+from harvest.storage.sqlite_writes import (
+    WriterCaches,
+    commit_on_writer_thread,
+    fold_on_writer_thread,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS operators (operator_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS auth_keys (key_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
@@ -95,6 +101,8 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_by_parent ON files (operator_id, parent, path);
 CREATE INDEX IF NOT EXISTS files_by_modified ON files (modified) WHERE blob IS NOT NULL;
 """
+    + JOURNAL_SCHEMA
+)
 
 #: Upgrades from each older schema version to the next (run in order, in one transaction).
 MIGRATIONS = {
@@ -112,9 +120,15 @@ DELETE FROM ledger WHERE kind IN ('read', 'read_bytes') AND NOT EXISTS (
     WHERE sims.imsi = ledger.imsi AND json_extract(sims.doc, '$.operator_id') = ledger.operator_id
 );
 """,
-    # 3 -> 4: Harvest Files' metadata (harvest/files/index.py); SCHEMA creates its table.
+    # 3 -> 4: the append-only journal of device writes (its tables are in SCHEMA).
     3: "",
+    # 4 -> 5: Harvest Files' metadata (harvest/files/index.py); SCHEMA creates its table.
+    4: "",
 }
+
+#: Below ``fold_after`` journalled writes (setting ``journal_fold_rows``), the journal is folded
+#: when the writer has been idle this long, or when a read needs it.
+FOLD_IDLE_S = 0.05
 
 
 class StoreError(RuntimeError):
@@ -125,6 +139,8 @@ class StoreError(RuntimeError):
 class _Waiter:
     mutations: Sequence[Mutation]
     future: asyncio.Future[Replaced]
+    #: A read waits for the journal to be folded (:meth:`SqliteStore._folded`).
+    fold: bool = False
 
 
 async def _read_state(db: aiosqlite.Connection) -> StateSnapshot:
@@ -193,20 +209,24 @@ class _SqliteSnapshot:
 class SqliteStore:
     """:class:`~harvest.storage.base.Store` on one SQLite file."""
 
-    def __init__(self, path: Path, *, max_batch: int = 2048) -> None:
+    def __init__(self, path: Path, *, max_batch: int = 2048, fold_after: int = 20_000) -> None:
+        """``fold_after``: journalled writes past which the journal is folded right after the
+        batch that crossed it (larger folds write each resource's pages less often)."""
         self._path = path
+        self._fold_after = fold_after
         self._max_batch = max_batch
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._queue: asyncio.Queue[_Waiter | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        #: Attribute names stored per resource, touched only on the writer thread.
-        self._known_names: dict[tuple[str, str, str], frozenset[str]] = {}
+        #: Attribute names and newest times per resource, touched only on the writer thread.
+        self._caches = WriterCaches()
         #: Entry rows of the transaction being committed that replaced one (writer thread only).
         self._replaced: list[int] = []
         #: Told (mutations, seconds) after each committed transaction (metrics).
         self.on_batch: Callable[[int, float], None] | None = None
         self._batches = 0
+        self._folds = 0
         self._mutations = 0
         self._largest_batch = 0
 
@@ -221,6 +241,10 @@ class SqliteStore:
             raise
         await writer.create_function("harvest_replaced", 2, self._note_replaced)
         self._writer = writer
+        left = await self._one(writer, "SELECT count(*) FROM journal")
+        if left[0]:
+            log.info("folding %d journal rows left by the last run", left[0])
+        await self._fold()  # what a crash left in the journal, before anything reads
         self._reader = await aiosqlite.connect(self._path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout = 5000")
         await self._reader.execute("PRAGMA query_only = 1")
@@ -262,10 +286,12 @@ class SqliteStore:
         return tuple(row)
 
     async def close(self) -> None:
+        """Finish the queued writes and fold the journal: a closed database has none."""
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
             self._task = None
+            await self._fold_safely()
         for db in (self._reader, self._writer):
             if db is not None:
                 await db.close()
@@ -282,7 +308,14 @@ class SqliteStore:
     async def _commit_loop(self) -> None:
         stopping = False
         while not stopping:
-            first = await self._queue.get()
+            if self._caches.unfolded:  # fold once the writer has been idle a moment
+                try:
+                    first = await asyncio.wait_for(self._queue.get(), FOLD_IDLE_S)
+                except TimeoutError:
+                    await self._fold_safely()
+                    continue
+            else:
+                first = await self._queue.get()
             if first is None:
                 break
             batch = [first]
@@ -294,12 +327,50 @@ class SqliteStore:
                     break
                 batch.append(waiter)
                 size += len(waiter.mutations)
-            await self._commit_batch(batch)
+            writes = [waiter for waiter in batch if not waiter.fold]
+            if writes:
+                await self._commit_batch(writes)
+            if len(writes) < len(batch) or self._caches.unfolded >= self._fold_after:
+                error = await self._fold_safely()
+                for waiter in batch:
+                    if waiter.fold:
+                        self._settle(waiter, () if error is None else error)
         # Answer anything that raced with close().
         while not self._queue.empty():
             waiter = self._queue.get_nowait()
             if waiter is not None and not waiter.future.done():
                 waiter.future.set_exception(StoreError("the store is closed"))
+
+    async def _fold(self) -> None:
+        """Fold the journal now, on the writer thread (see :mod:`.sqlite_journal`)."""
+        db = self._writer
+        assert db is not None
+        started = time.perf_counter()
+        rows = await db._execute(fold_on_writer_thread, db._conn, self._caches)  # type: ignore[no-untyped-call]
+        self._folds += 1
+        if rows:
+            log.debug(
+                "folded %d journal rows in %.1f ms", rows, (time.perf_counter() - started) * 1e3
+            )
+
+    async def _fold_safely(self) -> Exception | None:
+        """:meth:`_fold`, logging a failure (the journal stays, and is folded later)."""
+        try:
+            await self._fold()
+        except Exception as error:
+            log.warning("folding the journal failed (%s); it stays for the next fold", error)
+            return error
+        return None
+
+    async def _folded(self) -> None:
+        """Wait until what was acknowledged is folded into the tables reads look at."""
+        if not self._caches.unfolded:
+            return
+        if self._task is None or self._task.done():
+            raise StoreError("the store is closed")
+        future: asyncio.Future[Replaced] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Waiter((), future, fold=True))
+        await future
 
     async def _commit_batch(self, batch: list[_Waiter]) -> None:
         try:
@@ -348,7 +419,7 @@ class SqliteStore:
         assert db is not None
         started = time.perf_counter()
         replaced: Replaced = await db._execute(  # type: ignore[no-untyped-call]
-            commit_on_writer_thread, db._conn, mutations, self._known_names, self._replaced
+            commit_on_writer_thread, db._conn, mutations, self._caches, self._replaced
         )
         if self.on_batch is not None:
             self.on_batch(len(mutations), time.perf_counter() - started)
@@ -360,16 +431,18 @@ class SqliteStore:
     # --- reads --------------------------------------------------------------------------------
     async def _fetch(self, sql: str, params: Sequence[Any]) -> Iterable[Any]:
         assert self._reader is not None, "the store is not open"
+        await self._folded()
         return await self._reader.execute_fetchall(sql, params)
 
     async def load_state(self) -> StateSnapshot:
         assert self._reader is not None, "the store is not open"
-        return await _read_state(self._reader)
+        return await _read_state(self._reader)  # the state is never journalled
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SnapshotReader]:
         if self._writer is None:
             raise StoreError("the store is closed")
+        await self._folded()
         db = await aiosqlite.connect(self._path, isolation_level=None)
         try:
             await db.execute("PRAGMA busy_timeout = 5000")
@@ -516,5 +589,10 @@ class SqliteStore:
             path=str(self._path),
             batches=self._batches,
             mutations=self._mutations,
-            extra={"largest_batch": self._largest_batch, "queued": self._queue.qsize()},
+            extra={
+                "largest_batch": self._largest_batch,
+                "queued": self._queue.qsize(),
+                "folds": self._folds,
+                "unfolded": self._caches.unfolded,
+            },
         )

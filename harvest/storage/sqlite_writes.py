@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from harvest.storage import codec
@@ -28,7 +29,14 @@ from harvest.storage.base import (
     RecordUsage,
     Replaced,
     Usage,
-    UsageKind,
+)
+from harvest.storage.sqlite_journal import (
+    KnownNames,
+    Newest,
+    add_usage,
+    fold,
+    note_written,
+    try_journal,
 )
 
 # An entry is keyed by (resource, time): a later write at the key replaces it (spec A1). The
@@ -61,6 +69,8 @@ ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = CASE
     WHEN kind = 'harvest_day' THEN 1 ELSE count + excluded.count END
 """
 _WIPE = (
+    "journal",
+    "journal_usage",
     "meta",
     "operators",
     "auth_keys",
@@ -81,7 +91,7 @@ class _Plan:
     (a reset followed by provisioning in the same batch).
     """
 
-    def __init__(self, known: dict[tuple[str, str, str], frozenset[str]] | None = None) -> None:
+    def __init__(self, known: KnownNames | None = None) -> None:
         self.steps: list[tuple[str, list[tuple[Any, ...]]]] = []
         #: Attribute names already stored per resource (the store's cache, writer thread only):
         #: a resource whose names are all known is upserted without the JSON union.
@@ -123,11 +133,7 @@ class _Plan:
 
     def _add_usage(self, usage: tuple[Usage, ...]) -> None:
         for row in usage:
-            key = (row.operator_id, row.day, row.imsi, row.kind.value)
-            if row.kind is UsageKind.HARVEST_DAY:
-                self._usage[key] = 1
-            else:
-                self._usage[key] = self._usage.get(key, 0) + row.count
+            add_usage(self._usage, row)
 
     def add(self, mutation: Mutation) -> None:
         position = self._added
@@ -237,31 +243,67 @@ class _Plan:
 def commit_on_writer_thread(
     db: sqlite3.Connection,
     mutations: Sequence[Mutation],
-    known: dict[tuple[str, str, str], frozenset[str]],
+    caches: WriterCaches,
     replaced: list[int],
 ) -> Replaced:
-    """Run on aiosqlite's thread: build the plan and commit it, or roll back. ``known`` (the
-    attribute names stored per resource) is updated only once the commit succeeded;
-    ``replaced`` is where ``harvest_replaced()`` notes the entry rows that replaced one."""
-    plan = _Plan(known)
-    for mutation in mutations:
-        plan.add(mutation)
-    steps = plan.finish()
+    """Run on aiosqlite's thread: commit ``mutations`` in one transaction, or roll back.
+
+    Writes that replace nothing are appended to the journal (:mod:`.sqlite_journal`); any
+    other batch folds the journal and runs the full plan. ``replaced`` is where
+    ``harvest_replaced()`` notes the entry rows that replaced one; ``caches`` are the writer
+    thread's (attribute names and newest times per resource), dropped on a failure."""
     replaced.clear()
     db.execute("BEGIN IMMEDIATE")
     try:
+        if try_journal(db, mutations, caches.newest, caches.names):
+            db.execute("COMMIT")
+            caches.unfolded += len(mutations)
+            return (0,) * len(mutations)
+        plan = _Plan(caches.names)
+        for mutation in mutations:
+            plan.add(mutation)
+        steps = plan.finish()
+        fold(db, _PUT_RESOURCE)
+        caches.unfolded = 0
         for sql, rows in steps:
             db.executemany(sql, rows)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
+        caches.names.clear()  # may hold names of rows that were not committed
         raise
+    note_written(mutations, caches.newest)
     if plan.invalidates:
-        known.clear()
+        caches.names.clear()
     else:
         for key, names in plan.touched.items():
-            known[key] = known.get(key, frozenset()) | names
+            caches.names[key] = caches.names.get(key, frozenset()) | names
     counts = [0] * len(mutations)
     for row in replaced:
         counts[plan.entry_owner[row]] += 1
     return tuple(counts)
+
+
+def fold_on_writer_thread(db: sqlite3.Connection, caches: WriterCaches) -> int:
+    """Run on aiosqlite's thread: fold the journal in a transaction of its own; the rows
+    folded."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        count = fold(db, _PUT_RESOURCE)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    caches.unfolded = 0
+    return count
+
+
+@dataclass(slots=True)
+class WriterCaches:
+    """What the writer thread remembers between transactions (see :mod:`.sqlite_journal`)."""
+
+    names: KnownNames = field(default_factory=dict)
+    newest: Newest = field(default_factory=dict)
+    #: Mutations appended to the journal and not folded yet (0: nothing to fold). Written on
+    #: the writer thread before the writes are answered, so a reader after an answer sees it.
+    unfolded: int = 0

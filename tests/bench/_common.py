@@ -179,3 +179,38 @@ def machine_note() -> str:
         f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
         f"Python {sys.version.split()[0]}, loop {loop_name()}"
     )
+
+
+def recovered_counts(database: Path) -> tuple[int, int, int]:
+    """After a crash: ``(entries, ledger writes, journal rows the crash left)``, read as the
+    next start sees them. The file is opened with the product's store, which folds what a crash
+    left in the journal (docs/storage.md, "The journal"), as a restart would."""
+    import asyncio
+    import sqlite3
+
+    from harvest.storage.sqlite import SqliteStore
+
+    with sqlite3.connect(database) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        left = (
+            int(db.execute("SELECT count(*) FROM journal").fetchone()[0])
+            if "journal" in tables
+            else 0
+        )
+    db.close()
+
+    async def reopen() -> None:
+        store = SqliteStore(database)
+        await store.open()
+        await store.close()
+
+    asyncio.run(reopen())
+    with sqlite3.connect(database) as db:
+        entries = int(db.execute("SELECT count(*) FROM entries").fetchone()[0])
+        counted = int(
+            db.execute(
+                "SELECT coalesce(sum(count), 0) FROM ledger WHERE kind = 'write'"
+            ).fetchone()[0]
+        )
+    db.close()
+    return entries, counted, left

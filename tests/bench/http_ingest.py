@@ -33,7 +33,6 @@ import json
 import os
 import pstats
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from tests.bench._common import (
     machine_note,
     median,
     percentile,
+    recovered_counts,
     run_loop,
     start_server,
 )
@@ -288,23 +288,15 @@ def summarise(totals: Totals) -> None:
     print(f"throughput ratio {ratio:.2f}: target >= 0.80 {verdict}")
 
 
-#: Where the emulator counts writes: ``write_counts`` (schema 1), then the usage ``ledger``.
-_WRITE_COUNTS = (
-    ("write_counts", "SELECT coalesce(sum(count), 0) FROM write_counts"),
-    ("ledger", "SELECT coalesce(sum(count), 0) FROM ledger WHERE kind = 'write'"),
-)
-
-
 def check_durability(database: Path, acknowledged: int, other: collections.Counter[int]) -> bool:
-    with sqlite3.connect(database) as db:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        entries = int(db.execute("SELECT count(*) FROM entries").fetchone()[0])
-        table, sql = next((t, q) for t, q in _WRITE_COUNTS if t in tables)
-        counted = int(db.execute(sql).fetchone()[0])
-    db.close()
+    entries, counted, left = recovered_counts(database)
+    table = "ledger"
     print()
     print(f"emulator answers: 201 x {acknowledged}" + (f", other {dict(other)}" if other else ""))
-    print(f"SQLite after the run: entries {entries}, {table} writes {counted}")
+    print(
+        f"SQLite after the run and a restart: entries {entries}, {table} writes {counted}"
+        f" ({left} journal rows left by the crash, folded at the restart)"
+    )
     ok = counted == acknowledged and entries <= acknowledged
     print(
         "durability: "

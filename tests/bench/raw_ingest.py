@@ -47,7 +47,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -71,6 +70,7 @@ from tests.bench._common import (
     emulator_args,
     machine_note,
     median,
+    recovered_counts,
     run_loop,
     start_server,
 )
@@ -642,20 +642,17 @@ def summarise(totals: Totals, protocols: Sequence[Protocol]) -> None:
 
 def check_durability(database: Path, totals: Totals) -> bool:
     acknowledged, unanswered = totals.emulator_201, totals.emulator_unanswered
-    with contextlib.closing(sqlite3.connect(database)) as db:
-        entries = int(db.execute("SELECT count(*) FROM entries").fetchone()[0])
-        counted = int(
-            db.execute(
-                "SELECT coalesce(sum(count), 0) FROM ledger WHERE kind = 'write'"
-            ).fetchone()[0]
-        )
+    entries, counted, left = recovered_counts(database)
     print()
     print(
         f"emulator answers: 201 x {acknowledged}"
         + (f", unanswered {unanswered}" if unanswered else "")
         + (f", other {dict(totals.emulator_other)}" if totals.emulator_other else "")
     )
-    print(f"SQLite after the run: entries {entries}, ledger writes {counted}")
+    print(
+        f"SQLite after the run and a restart: entries {entries}, ledger writes {counted}"
+        f" ({left} journal rows left by the crash, folded at the restart)"
+    )
     ok = acknowledged <= counted <= acknowledged + unanswered and entries <= counted
     expected = "== 201 answers" if not unanswered else "between 201 answers and 201 + unanswered"
     print(f"durability: {'OK' if ok else 'MISMATCH'} (ledger writes {expected})")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from harvest import errors
 from tests.conftest import Emulator
 from tests.gateway.test_raw_listeners import udp_exchange
 from tests.harvest.api_helpers import expect_error
+from tests.support.stored import entry_count
 
 IMSI = "001010000000001"
 DAY_S = 86_400
@@ -463,8 +463,7 @@ async def test_a_clock_jump_sweeps_expired_entries_from_the_file(emulator: Emula
     assert path is not None
 
     def rows() -> int:
-        with sqlite3.connect(path) as db:
-            return int(db.execute("SELECT count(*) FROM entries").fetchone()[0])
+        return entry_count(path)
 
     assert rows() == 5
     await emulator.control("POST", "/clock/advance", {"seconds": 41 * DAY_S})

@@ -13,7 +13,6 @@ day is not in the bill.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from tests.conftest import Emulator
 from tests.quotas.test_quotas_api import DAY_S, enable_batches, freeze, meter, ms, write_many
 from tests.support.clients import ApiClient
+from tests.support.stored import ledger_rows
 
 OP = "OP0000000000"
 HOUR_MS = 3_600_000
@@ -43,12 +43,7 @@ def credit_rows(emulator: Emulator) -> list[tuple[str, str, str, int]]:
     """The ledger's unavailable days, as stored in the SQLite file."""
     path = emulator.settings.database_path
     assert path is not None
-    with sqlite3.connect(path) as db:
-        rows = db.execute(
-            "SELECT operator_id, day, imsi, count FROM ledger WHERE kind = 'unavailable_days' "
-            "ORDER BY operator_id, day"
-        ).fetchall()
-    return [(str(o), str(d), str(i), int(c)) for o, d, i, c in rows]
+    return ledger_rows(path, "unavailable_days")
 
 
 async def november_items(api: ApiClient) -> dict[str, float]:

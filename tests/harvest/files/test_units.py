@@ -76,14 +76,14 @@ def test_unsatisfiable_ranges(header: str, size: int) -> None:
         parse_range(header, size)
 
 
-async def test_a_schema_3_database_gets_the_files_table(tmp_path: Path) -> None:
+async def test_a_schema_4_database_gets_the_files_table(tmp_path: Path) -> None:
     database = tmp_path / "harvest.sqlite3"
     store = SqliteStore(database)
     await store.open()
     await store.close()
-    with sqlite3.connect(database) as db:  # as an emulator of schema 3 left it
+    with sqlite3.connect(database) as db:  # as an emulator of schema 4 left it
         db.execute("DROP TABLE files")
-        db.execute("PRAGMA user_version = 3")
+        db.execute("PRAGMA user_version = 4")
     store = SqliteStore(database)
     await store.open()
     index = SqliteFileIndex(database)

@@ -1,0 +1,193 @@
+"""The SQLite store's append-only journal: how a group commit of device writes costs two
+statements, and how the journal is folded into the entries, the resources and the ledger.
+
+A group commit of writes that replace nothing (each entry's time is later than every stored
+time of its resource) appends its entries to ``journal`` and its usage, summed per ledger key,
+to ``journal_usage``: rows in commit order at the end of two B-trees, a few pages of WAL per
+batch whatever the number of SIMs. Any other batch (a delete, a provisioning change, a write
+at a time already stored, which replaces an entry and must say so) first folds the journal and
+then runs the full plan of :mod:`harvest.storage.sqlite_writes`, in the same transaction.
+
+The fold moves every journal row into ``entries``, ``resources`` and ``ledger`` and empties
+the journal, in one transaction: a crash at any point leaves either the journal or its fold,
+never half of each (docs/storage.md, "The journal"). Reads fold first, so an acknowledged
+write is visible at once.
+
+Knowing that an entry replaces nothing needs the newest stored time of its resource:
+``newest`` keeps it per resource on the writer thread, filled by one indexed look-up the first
+time a resource is written after start. It may only be too high (after a delete), which sends
+a batch down the full path for nothing; it is never too low, since every write of an entry
+goes through :func:`try_journal` or updates it in :func:`note_written`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from harvest.storage.base import Mutation, PutEntries, RecordUsage, Usage, UsageKind
+
+JOURNAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY,
+    operator_id TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    content TEXT NOT NULL,
+    category TEXT,
+    written INTEGER NOT NULL,
+    names TEXT
+);
+CREATE TABLE IF NOT EXISTS journal_usage (
+    seq INTEGER PRIMARY KEY,
+    operator_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    imsi TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL
+);
+"""
+
+_APPEND = "INSERT INTO journal VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_APPEND_USAGE = "INSERT INTO journal_usage VALUES (NULL, ?, ?, ?, ?, ?)"
+
+# Rows in key order, so each resource's B-tree pages are written once per fold; seq last, so a
+# later row at the same key (none is journalled, but the fold does not rely on it) wins.
+_FOLD_ENTRIES = """
+INSERT INTO entries
+SELECT operator_id, resource_type, resource_id, time, content_type, content, category
+FROM journal WHERE true ORDER BY operator_id, resource_type, resource_id, time, seq
+ON CONFLICT (operator_id, resource_type, resource_id, time) DO UPDATE SET
+    content_type = excluded.content_type,
+    content = excluded.content,
+    category = excluded.category
+"""
+_FOLD_RESOURCES = """
+SELECT operator_id, resource_type, resource_id, max(written), group_concat(names, char(31))
+FROM journal GROUP BY operator_id, resource_type, resource_id
+"""
+_FOLD_LEDGER = """
+INSERT INTO ledger
+SELECT operator_id, day, imsi, kind,
+       CASE WHEN kind = 'harvest_day' THEN 1 ELSE sum(count) END
+FROM journal_usage WHERE true GROUP BY operator_id, day, imsi, kind
+ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = CASE
+    WHEN kind = 'harvest_day' THEN 1 ELSE count + excluded.count END
+"""
+_NEWEST = (
+    "SELECT max(time) FROM entries WHERE operator_id = ? AND resource_type = ? AND resource_id = ?"
+)
+
+Key = tuple[str, str, str]
+#: Per resource, the newest entry time stored (or journalled); see the module docstring.
+Newest = dict[Key, int]
+#: Per resource, the attribute names stored (the store's cache, writer thread only).
+KnownNames = dict[Key, frozenset[str]]
+
+
+def _newest(db: sqlite3.Connection, newest: Newest, key: Key) -> int:
+    found = newest.get(key)
+    if found is None:
+        (found,) = db.execute(_NEWEST, key).fetchone()
+        found = -1 if found is None else int(found)
+        newest[key] = found
+    return found
+
+
+def try_journal(
+    db: sqlite3.Connection,
+    mutations: Sequence[Mutation],
+    newest: Newest,
+    known: KnownNames,
+) -> bool:
+    """Append ``mutations`` to the journal if they are all writes that replace nothing and
+    usage; ``False`` (nothing done) otherwise. Runs inside the caller's transaction; the
+    caches are updated only for rows it appends (see the module docstring)."""
+    seen: dict[Key, int] = {}
+    for mutation in mutations:
+        if isinstance(mutation, RecordUsage):
+            continue
+        if not isinstance(mutation, PutEntries):
+            return False
+        for entry in mutation.entries:
+            key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
+            last = seen.get(key)
+            if last is None:
+                last = _newest(db, newest, key)
+            if entry.time <= last:
+                return False  # it may replace an entry: the full path says which
+            seen[key] = entry.time
+    rows: list[tuple[Any, ...]] = []
+    usage: dict[tuple[str, str, str, str], int] = {}
+    touched: dict[Key, set[str]] = {}
+    for mutation in mutations:
+        assert isinstance(mutation, PutEntries | RecordUsage)  # checked above
+        if isinstance(mutation, PutEntries):
+            for entry in mutation.entries:
+                key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
+                names = entry.attribute_names()
+                stored = None
+                if names:
+                    had = touched.get(key) or known.get(key, frozenset())
+                    if not had.issuperset(names):
+                        touched.setdefault(key, set(had)).update(names)
+                        stored = json.dumps(sorted(touched[key]))
+                rows.append(
+                    (*key, entry.time, entry.content_type, entry.content, entry.category,
+                     mutation.written_ms, stored)
+                )  # fmt: skip
+        for row in mutation.usage:
+            add_usage(usage, row)
+    db.executemany(_APPEND, rows)
+    if usage:
+        db.executemany(_APPEND_USAGE, [(*key, n) for key, n in usage.items()])
+    newest.update(seen)
+    for key, added in touched.items():
+        known[key] = frozenset(added)
+    return True
+
+
+def add_usage(totals: dict[tuple[str, str, str, str], int], row: Usage) -> None:
+    """Sum ``row`` into ``totals`` by ledger key; a Harvest-enabled day counts once."""
+    key = (row.operator_id, row.day, row.imsi, row.kind.value)
+    if row.kind is UsageKind.HARVEST_DAY:
+        totals[key] = 1
+    else:
+        totals[key] = totals.get(key, 0) + row.count
+
+
+def note_written(mutations: Sequence[Mutation], newest: Newest) -> None:
+    """After the full path committed: the entries it wrote raise their resources' newest."""
+    for mutation in mutations:
+        if isinstance(mutation, PutEntries):
+            for entry in mutation.entries:
+                key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
+                if entry.time > newest.get(key, -1):
+                    newest[key] = entry.time
+
+
+def fold(db: sqlite3.Connection, resource_sql: str) -> int:
+    """Move every journal row into the tables and empty the journal, inside the caller's
+    transaction; how many entry rows it moved. ``resource_sql`` is the store's upsert of a
+    resource's metadata (``last_modified`` the max, attribute names the union)."""
+    (count,) = db.execute("SELECT count(*) FROM journal").fetchone()
+    if count:
+        db.execute(_FOLD_ENTRIES)
+        resources = []
+        for operator_id, rtype, rid, written, joined in db.execute(_FOLD_RESOURCES).fetchall():
+            union: set[str] = set()
+            for part in (joined or "").split("\x1f"):
+                if part:
+                    union.update(json.loads(part))
+            resources.append(
+                (operator_id, rtype, rid, written, json.dumps(sorted(union)) if union else "[]")
+            )
+        db.executemany(resource_sql, resources)
+        db.execute("DELETE FROM journal")
+    db.execute(_FOLD_LEDGER)
+    db.execute("DELETE FROM journal_usage")
+    return int(count)
