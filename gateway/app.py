@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway import http
+from gateway import files, http
 from gateway.dnsserver import setup_dns
 from gateway.raw import BeamEntry, RawHandler
 from gateway.shaping import SHAPER, Shaper
@@ -144,7 +144,7 @@ def device_app(endpoint: str) -> web.Application:
     """The routes of one device host: every path is a device request (spec B1)."""
     app = web.Application()
     if endpoint == "files":
-        app.router.add_route("*", "/{path:.*}", http.files_not_emulated)
+        app.router.add_route("*", "/{path:.*}", files.files_request)
         return app
     app[http.ENDPOINT] = endpoint
     app.router.add_post("/{path:.*}", http.write_data)

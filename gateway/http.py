@@ -199,18 +199,6 @@ def hung_up(request: web.Request) -> bool:
 UNSENT = 503
 
 
-async def files_not_emulated(request: web.Request) -> web.Response:
-    """Any request to ``harvest-files.soracom.io``: a clear ``501`` until Harvest Files is
-    emulated; it never becomes a Harvest Data entry."""
-    if hung_up(request):
-        return web.Response(status=UNSENT)
-    raise HarvestError(
-        errors.FILES_NOT_EMULATED,
-        f"{request.method} {request.path} on harvest-files.soracom.io: Harvest Files is not"
-        " emulated yet; nothing was stored.",
-    )
-
-
 async def wrong_method(request: web.Request) -> web.Response:
     """Anything but ``POST`` on a device path: ``405`` with ``Allow: POST``."""
     if hung_up(request):

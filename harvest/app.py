@@ -24,6 +24,7 @@ from harvest.context import (
 )
 from harvest.control import control_app
 from harvest.faults import Faults
+from harvest.files.app import setup_files
 from harvest.linkcontrol import LINKS
 from harvest.links import LinkTable
 from harvest.logcaps import LogThrottle
@@ -226,6 +227,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LISTENERS] = Listeners()
     setup_harvest(app, settings)
     setup_quotas(app, settings)
+    setup_files(app, settings)
     app.add_subapp("/v1", app[API_APP])  # mounting freezes its routes
     app[FAULTS].operations = operation_ids(app[API_APP])
     setup_gateway(app, settings)

@@ -326,8 +326,34 @@ async def get_meter(request: web.Request) -> web.Response:
             "currency": "USD",
             "balanceCeiling": None if ceiling is None else float(ceiling),
             "refusingWrites": ceiling is not None and quotas.charges(operator_id) > ceiling,
+            "harvestFiles": await _files_usage(request, operator_id),
         }
     )
+
+
+#: The month's Harvest Files usage, by ledger kind (docs/files.md). The seeds give Harvest
+#: Files no fee: it is shown, and charged nothing.
+_FILES_USAGE = {
+    UsageKind.FILE_UPLOAD: "uploads",
+    UsageKind.FILE_UPLOAD_BYTES: "uploadedBytes",
+    UsageKind.FILE_DOWNLOAD: "downloads",
+    UsageKind.FILE_DOWNLOAD_BYTES: "downloadedBytes",
+}
+
+
+async def _files_usage(request: web.Request, operator_id: str) -> dict[str, Any]:
+    month = utc_day(request.config_dict[CLOCK].now_ms())[:8]
+    rows = await request.config_dict[STORE].usage_rows(operator_id, month + "01", month + "31")
+    usage: dict[str, Any] = dict.fromkeys(_FILES_USAGE.values(), 0)
+    peak = 0
+    for row in rows:
+        if row.kind in _FILES_USAGE:
+            usage[_FILES_USAGE[row.kind]] += row.count
+        elif row.kind is UsageKind.FILE_STORED_BYTES:
+            peak = max(peak, row.count)
+    usage["peakStoredBytes"] = peak
+    usage["charges"] = 0.0
+    return usage
 
 
 async def set_balance(request: web.Request) -> web.Response:

@@ -142,9 +142,28 @@ BALANCE_EXCEEDED: Final = ErrorSpec(
     "HEM4014", 403, "The month's charges have passed the balance ceiling.", "device"
 )
 DEVICE_METHOD_NOT_ALLOWED: Final = ErrorSpec("HEM4008", 405, "Devices write with POST.", "device")
-#: Side "control": a limit of the emulator, not a refusal the real service would give.
-FILES_NOT_EMULATED: Final = ErrorSpec(
-    "HEM9006", 501, "Harvest Files (harvest-files.soracom.io) is not emulated yet.", "control"
+
+# --- Harvest Files (notes real-service.md section 5; docs/files.md) ---
+FILES_DISABLED: Final = ErrorSpec(
+    "HEM4015", 400, "Harvest Files is not enabled for the SIM's group.", "device"
+)
+FILES_DEFAULT_PATH: Final = ErrorSpec(
+    "HEM4016", 404, "The group's Harvest Files default path does not start with /.", "device"
+)
+DEVICE_NO_SUCH_FILE: Final = ErrorSpec("HEM4017", 404, "No such file.", "device")
+RANGE_NOT_SATISFIABLE: Final = ErrorSpec(
+    "HEM4018", 416, "The range asks for no byte of the file.", "device"
+)
+INVALID_FILE_PATH: Final = ErrorSpec("HEM1008", 400, "Invalid file path.", "api")
+DIRECTORY_NOT_EMPTY: Final = ErrorSpec("HEM1009", 400, "The directory is not empty.", "api")
+READ_ONLY_SCOPE: Final = ErrorSpec("HEM1010", 400, "The public scope is read-only.", "api")
+FILE_TOO_LARGE: Final = ErrorSpec("HEM1011", 413, "The file is too large.", "api")
+NO_SUCH_FILE: Final = ErrorSpec("HEM2005", 404, "No such file.", "api")
+NO_SUCH_DIRECTORY: Final = ErrorSpec("HEM2006", 404, "No such directory.", "api")
+NO_SUCH_SCOPE: Final = ErrorSpec("HEM2007", 404, "The specified scope does not exist.", "api")
+NO_SUCH_EXPORT: Final = ErrorSpec("HEM2008", 404, "No such exported file.", "api")
+DOWNLOAD_URL_INVALID: Final = ErrorSpec(
+    "HEM2009", 403, "The download URL is expired or its signature does not verify.", "api"
 )
 
 # --- emulator control plane ---

@@ -8,6 +8,7 @@ from harvest.testing.client import (
     Reply,
     SoracomApi,
 )
+from harvest.testing.files import HarvestFiles
 from harvest.testing.plugin import (
     MARKER,
     harvest_emulator,
@@ -24,6 +25,7 @@ __all__ = [
     "HarvestEmulatorError",
     "HarvestEmulatorServer",
     "HarvestFaults",
+    "HarvestFiles",
     "Reply",
     "SoracomApi",
     "emulator_settings",

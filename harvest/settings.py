@@ -23,7 +23,7 @@ from typing import Any
 
 from harvest import wire
 from harvest.logcaps import MIN_REQUEST_LOG_FILE_BYTES
-from quotas.limits import DEFAULT_MAX_PAYLOAD_BYTES
+from quotas.limits import DEFAULT_MAX_PAYLOAD_BYTES, FILES_MAX_BYTES, FILES_MAX_DEVICE_BYTES
 
 ENV_PREFIX = "HARVEST_"
 CONFIG_ENV = "HARVEST_CONFIG"
@@ -153,6 +153,16 @@ class Settings:
     max_payload_bytes: int = _setting(
         DEFAULT_MAX_PAYLOAD_BYTES, "largest device write in bytes; 413 above (spec A2)"
     )
+    files_device_max_bytes: int = _setting(
+        FILES_MAX_DEVICE_BYTES,
+        "largest Harvest Files upload from a device (harvest-files.soracom.io); 413 above",
+    )
+    files_max_bytes: int = _setting(
+        FILES_MAX_BYTES, "largest Harvest Files upload through the API (putFile); 413 above"
+    )
+    files_url_seconds: int = _setting(
+        3600, "how long getFile's download URL stays valid (emulator clock), seconds"
+    )
     keepalive_timeout: float = _setting(65.0, "HTTP keep-alive idle timeout, seconds (spec A1)")
     control: bool = _setting(True, "serve the /_emulator control plane")
     control_token: str = _setting("", "if set, /_emulator needs X-Emulator-Token: <token>")
@@ -233,6 +243,13 @@ class Settings:
                 raise SettingsError("balance_ceiling must be an amount in USD") from None
             if not ceiling.is_finite() or ceiling < 0:
                 raise SettingsError("balance_ceiling must be a non-negative amount in USD")
+        if not 1 <= self.files_device_max_bytes <= self.files_max_bytes <= FILES_MAX_BYTES:
+            raise SettingsError(
+                f"files_device_max_bytes and files_max_bytes must satisfy 1 <="
+                f" files_device_max_bytes <= files_max_bytes <= {FILES_MAX_BYTES}"
+            )
+        if not 1 <= self.files_url_seconds <= 604_800:
+            raise SettingsError("files_url_seconds must be from 1 to 604800 (7 days)")
         if self.beam_max_skew_ms < 0:
             raise SettingsError("beam_max_skew_ms must not be negative")
         self.ue_routes  # noqa: B018 - validates the map at start

@@ -48,6 +48,9 @@ CONTROL_PATH: Final = "/_emulator"
 #: The edge path prefix of the Unified Endpoint for clients that cannot set ``Host`` (the
 #: emulator's own).
 UNIFIED_PATH: Final = "/_unified"
+#: Where ``getFile``'s redirect sends a client: a signed, expiring download URL on the edge
+#: (the emulator's own; SORACOM's is a storage service's).
+FILES_DOWNLOAD_PATH: Final = "/_harvest_files"
 
 # --- headers -------------------------------------------------------------------------------------
 #: A device's entry time in UNIX milliseconds, honoured on Harvest's own HTTP endpoint.

@@ -142,8 +142,9 @@ async def get_harvest_stats(request: web.Request) -> web.Response:
 
     ``from``/``to`` are UNIX seconds and both required; the buckets are whole months or days
     containing them, or 5-minute buckets. Both stop at the last second a calendar date can
-    name (9999-12-31T23:59:59Z), since each becomes a day. The map keys ``write`` and ``read``
-    are the emulator's names (SORACOM does not document them).
+    name (9999-12-31T23:59:59Z), since each becomes a day. The map keys ``write`` and ``read``,
+    and the SIM's Harvest Files ``fileUpload`` and ``fileDownload`` by day or month, are the
+    emulator's names (SORACOM does not document them).
     """
     operator_id = request[TOKEN].operator_id
     imsi = request.match_info["imsi"]
@@ -167,7 +168,12 @@ async def get_harvest_stats(request: web.Request) -> web.Response:
         first, last = utc_day(low * 1000), utc_day(high * 1000)
         if period == "month":
             first, last = first[:8] + "01", last[:8] + "31"
-        kinds = {UsageKind.WRITE: "write", UsageKind.READ: "read"}
+        kinds = {
+            UsageKind.WRITE: "write",
+            UsageKind.READ: "read",
+            UsageKind.FILE_UPLOAD: "fileUpload",
+            UsageKind.FILE_DOWNLOAD: "fileDownload",
+        }
     rows = await request.config_dict[STORE].usage_rows(operator_id, first, last + "~")
     buckets: dict[int, dict[str, int]] = defaultdict(dict)
     for row in rows:

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Protocol
 
 from aiohttp import web
 
@@ -70,6 +71,15 @@ SWEEP_RESOURCES_PER_PASS = 500
 READ_FLUSH_INTERVAL_S = 1.0
 
 
+class Chore(Protocol):
+    """Another package's work that falls due with the clock (Harvest Files' retention and
+    daily stored bytes): told of each UTC day that starts, and asked to expire what is due."""
+
+    async def day_started(self, day: str) -> None: ...
+
+    async def expire(self, now_ms: int | None = None) -> int: ...
+
+
 class Housekeeping:
     """See the module docstring."""
 
@@ -98,6 +108,13 @@ class Housekeeping:
         self._day = ""
         self._cycle_done = False
         self.swept = 0
+        #: Other packages' chores, run at each day start and each sweep.
+        self.chores: list[Chore] = []
+
+    @property
+    def day(self) -> str:
+        """The UTC day housekeeping last started."""
+        return self._day
 
     # --- start, reset, clock --------------------------------------------------------------------
     async def reset(self) -> None:
@@ -119,6 +136,8 @@ class Housekeeping:
         self._quotas.reload(await self._store.day_counts(day, UsageKind.WRITE), month_rows)
         self._day = day
         await self.record_harvest_days(day, self._registry.all_sims())
+        for chore in self.chores:
+            await chore.day_started(day)
 
     async def clock_changed(self, previous_ms: int) -> None:
         """After ``PUT /clock``: a jump forward runs what fell due in between, in order."""
@@ -150,6 +169,9 @@ class Housekeeping:
         while midnight <= target:
             self._clock.set(midnight, frozen)
             await self.record_harvest_days(utc_day(midnight), self._registry.all_sims())
+            for chore in self.chores:  # what expired by that midnight is not stored that day
+                await chore.expire(midnight)
+                await chore.day_started(utc_day(midnight))
             midnight += DAY_MS
 
     # --- Harvest days ---------------------------------------------------------------------------
@@ -232,6 +254,8 @@ class Housekeeping:
         pass does bounded work and a full cycle visits every resource.
         """
         deleted = await self._sweep_pass(max_rows)
+        for chore in self.chores:
+            await chore.expire(self._clock.now_ms())
         self.swept += deleted
         if self._metrics is not None:
             self._metrics.retention_sweeps.inc()
@@ -300,6 +324,8 @@ class Housekeeping:
     async def _sweep_to_the_end(self) -> None:
         """Sweep from the start in bounded passes until a whole cycle finds nothing expired."""
         self._cursor = None
+        for chore in self.chores:
+            await chore.expire(self._clock.now_ms())
         if not self._registry.operators():
             return
         deleted_in_cycle = 0

@@ -51,3 +51,19 @@ def check_payload_size(size: int, limit: int) -> None:
 def retention_start(now_ms: int, retention_days: int = DEFAULT_RETENTION_DAYS) -> int:
     """The oldest entry time still readable at ``now_ms``."""
     return now_ms - retention_days * 86_400_000
+
+
+# --- Harvest Files (notes real-service.md section 2) ---------------------------------------------
+#: Largest file uploaded over the cellular entry point, ``harvest-files.soracom.io``: 100 MiB.
+FILES_MAX_DEVICE_BYTES: Final = 100 * 1024 * 1024
+#: Largest file: 5 GiB (through the API).
+FILES_MAX_BYTES: Final = 5 * 1024 * 1024 * 1024
+#: Longest path, in bytes of UTF-8.
+FILES_MAX_PATH_BYTES: Final = 1024
+#: Deepest directory nesting.
+FILES_MAX_DEPTH: Final = 16
+#: Files are deleted 731 days after they were last written.
+FILES_RETENTION_DAYS: Final = 731
+#: ``findFiles`` and ``listFiles`` ``limit``: default 10, no maximum in SORACOM's document; the
+#: emulator's maximum is that of the data-entry lists.
+FILES_PAGE_DEFAULT: Final = 10

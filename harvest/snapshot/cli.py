@@ -10,12 +10,16 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from harvest.clock import EmulatorClock
 from harvest.control_client import (
     ControlClient,
     ControlPlaneBrokeOff,
     ControlPlaneError,
     ControlPlaneUnreachable,
 )
+from harvest.files.blobs import DiskBlobs
+from harvest.files.index import SqliteFileIndex
+from harvest.files.service import FileService
 from harvest.snapshot.format import MEDIA_TYPE, SnapshotError, SnapshotInfo, check_file
 from harvest.snapshot.transfer import (
     BATCH,
@@ -121,12 +125,23 @@ async def _offline(command: str, file: Path, database: Path) -> SnapshotInfo:
             )
     store = SqliteStore(database)
     await store.open()
+    # Harvest Files beside the database (harvest/files/app.py lays them out the same way)
+    files = FileService(
+        index=SqliteFileIndex(database),
+        blobs=DiskBlobs(database.parent / "files"),
+        store=store,
+        clock=EmulatorClock(),
+    )
     try:
         if info is None:
-            return await export_to_file(store, file)
-        await apply_file(store, file, BATCH)
+            await files.index.open()  # read only: the bodies are left as they are
+            return await export_to_file(store, file, files=files)
+        await files.start()
+        await files.reset()
+        await apply_file(store, file, BATCH, files)
         return info
     finally:
+        await files.close()
         await store.close()
 
 

@@ -16,6 +16,11 @@ entries never sit in memory at once:
    - ``["entry", operator, resourceType, resourceId, time, contentType, content, category|nil]``;
    - ``["resource", operator, resourceType, resourceId, lastModifiedMs, [attributeNames]]``;
    - ``["usage", operator, day, imsi, kind, count]``: the usage ledger, bills' only source;
+   - ``["file", operator, path, part, meta|nil, bytes]`` (version 2): Harvest Files, each file
+     (or directory, whose path ends with ``/``) as parts 0, 1, ... of at most :data:`CHUNK`
+     bytes of its body; part 0 carries ``meta``, ``{"contentType", "size", "etag",
+     "createdMs", "modifiedMs"}``, and the parts' bytes must add up to ``size`` and ``etag``
+     (their MD5);
 
 3. ``["end", {<counts by kind>}, "<sha256 hex of every byte before this record>"]``: a file cut
    short or changed anywhere is refused.
@@ -48,6 +53,7 @@ from harvest.domain import (
     ResourceType,
     Sim,
 )
+from harvest.files.domain import FileRecord
 from harvest.storage import codec
 from harvest.storage.base import Usage, UsageKind
 
@@ -57,7 +63,9 @@ msgpack: Any = importlib.import_module("msgpack")
 T = TypeVar("T")
 
 FORMAT = "harvest-emulator-snapshot"
-VERSION = 1
+VERSION = 2
+#: Version 1 had no Harvest Files: it is read as a snapshot without files.
+FIRST_VERSION_WITH_FILES = 2
 MEDIA_TYPE = "application/x-msgpack"
 #: Bytes per write or read of the file.
 CHUNK = 1 << 20
@@ -65,7 +73,7 @@ CHUNK = 1 << 20
 MAX_RECORD_BYTES = 100 << 20
 
 _STATE_KINDS = ("operator", "auth_key", "token", "group", "sim")
-_KINDS = (*_STATE_KINDS, "provisioned", "entry", "resource", "usage", "end")
+_KINDS = (*_STATE_KINDS, "provisioned", "entry", "resource", "usage", "file", "end")
 _RANK = {kind: rank for rank, kind in enumerate(_KINDS)}
 #: Counted kinds and their names in the end record, the answers and the messages.
 COUNTS = {
@@ -77,6 +85,7 @@ COUNTS = {
     "entry": "entries",
     "resource": "resources",
     "usage": "ledger",
+    "file": "files",
 }
 _INT64 = range(-(2**63), 2**63)
 _RESOURCE_TYPES = {t.value: t for t in ResourceType}
@@ -95,6 +104,7 @@ class SnapshotInfo:
     store: str
     clock_ms: int | None
     counts: dict[str, int] = field(default_factory=dict)
+    version: int = VERSION
 
     def describe(self) -> str:
         """``2 operators, 1 auth key, ...`` for the command line."""
@@ -107,6 +117,7 @@ class SnapshotInfo:
             "entries": ("entry", "entries"),
             "resources": ("resource", "resources"),
             "ledger": ("ledger row", "ledger rows"),
+            "files": ("file", "files"),
         }
         return ", ".join(
             f"{n} {one if n == 1 else many}"
@@ -118,7 +129,7 @@ class SnapshotInfo:
         """The JSON shape of the control plane's answers."""
         return {
             "format": FORMAT,
-            "version": VERSION,
+            "version": self.version,
             "createdMs": self.created_ms,
             "store": self.store,
             "clockMs": self.clock_ms,
@@ -182,6 +193,91 @@ def resource_record(r: ResourceMetadata) -> list[Any]:
 
 def usage_record(u: Usage) -> list[Any]:
     return ["usage", u.operator_id, u.day, u.imsi, u.kind.value, u.count]
+
+
+def file_record(record: FileRecord, part: int, data: bytes) -> list[Any]:
+    """Part ``part`` of one file (or directory); part 0 carries its metadata."""
+    meta = None
+    if part == 0:
+        meta = {
+            "contentType": record.content_type,
+            "size": record.size,
+            "etag": record.etag,
+            "createdMs": record.created_ms,
+            "modifiedMs": record.modified_ms,
+        }
+    return ["file", record.operator_id, record.path, part, meta, data]
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """One ``file`` record: part 0 has the file's metadata (``record``, without a blob)."""
+
+    operator_id: str
+    path: str
+    part: int
+    record: FileRecord | None
+    data: bytes
+
+
+_FILE_META = {"contentType": str, "size": int, "etag": str, "createdMs": int, "modifiedMs": int}
+
+
+def _file(record: list[Any]) -> FilePart:
+    op, path, part, meta, data = _fields(record, (str, str, int, dict | None, bytes), "file")
+    if part < 0 or (part == 0) != (meta is not None):
+        raise SnapshotError("a bad file: part 0, and only part 0, carries the metadata")
+    parsed = None
+    if meta is not None:
+        if set(meta) != set(_FILE_META) or not all(
+            _matches(meta[k], hint) for k, hint in _FILE_META.items()
+        ):
+            raise SnapshotError(f"a bad file: metadata {meta!r}")
+        try:
+            parsed = FileRecord(
+                op, path, meta["contentType"], meta["size"], meta["etag"], meta["createdMs"],
+                meta["modifiedMs"],
+            )  # fmt: skip
+        except ValueError as error:
+            raise SnapshotError(f"a bad file: {error}") from None
+    return FilePart(op, path, part, parsed, data)
+
+
+class _FileCheck:
+    """That each file's parts follow each other and add up to its size and MD5."""
+
+    def __init__(self) -> None:
+        self._current: FileRecord | None = None
+        self._next = 0
+        self._size = 0
+        self._digest: Any = None
+
+    def add(self, part: FilePart) -> None:
+        if part.record is not None:
+            self.finish()
+            self._current, self._next, self._size = part.record, 1, len(part.data)
+            self._digest = hashlib.md5(part.data, usedforsecurity=False)
+            return
+        current = self._current
+        if current is None or (part.operator_id, part.path, part.part) != (
+            current.operator_id, current.path, self._next,
+        ):  # fmt: skip
+            raise SnapshotError(f"a bad file: part {part.part} of {part.path} is out of place")
+        self._next += 1
+        self._size += len(part.data)
+        self._digest.update(part.data)
+
+    def finish(self) -> None:
+        current = self._current
+        if current is None:
+            return
+        self._current = None
+        if self._size != current.size:
+            raise SnapshotError(
+                f"the file {current.path} holds {self._size} bytes, not {current.size}"
+            )
+        if not current.is_directory and self._digest.hexdigest() != current.etag:
+            raise SnapshotError(f"the file {current.path} does not match its etag")
 
 
 def end_record(counts: dict[str, int], sha256_hex: str) -> list[Any]:
@@ -296,6 +392,9 @@ def _parse(kind: str, record: list[Any]) -> tuple[Any, tuple[Any, ...]]:
             raise SnapshotError("a bad resource: attribute names must be strings")
         meta = ResourceMetadata(op, _resource_type(rt, kind), rid, modified, tuple(names))
         return meta, (op, rt, rid)
+    if kind == "file":
+        part = _file(record)
+        return part, (part.operator_id, part.path, part.part)
     # usage
     if len(record) == 6:
         _, op, day, imsi, raw_kind, count = record
@@ -373,7 +472,7 @@ def _header(obj: Any) -> SnapshotInfo:
     clock: Any = obj.get("clock_ms")
     if not _matches(created, int) or not isinstance(store, str) or not _matches(clock, int | None):
         raise SnapshotError("its header is damaged")
-    return SnapshotInfo(created, store, clock)
+    return SnapshotInfo(created, store, clock, version=version)
 
 
 def records(handle: BinaryIO) -> Iterator[Record]:
@@ -391,6 +490,9 @@ def records(handle: BinaryIO) -> Iterator[Record]:
     header = _header(first)
     yield Record("header", header)
     counts = dict.fromkeys(COUNTS.values(), 0)
+    if header.version < FIRST_VERSION_WITH_FILES:
+        del counts["files"]
+    files = _FileCheck()
     rank = -1
     last_key: tuple[Any, ...] | None = None
     seen_provisioned = False
@@ -398,6 +500,8 @@ def records(handle: BinaryIO) -> Iterator[Record]:
         if not (isinstance(obj, list) and obj and obj[0] in _RANK):
             raise SnapshotError(f"record {number} is not a snapshot record")
         kind: str = obj[0]
+        if kind == "file" and "files" not in counts:
+            raise SnapshotError(f"record {number}: a file record in a version 1 snapshot")
         if _RANK[kind] < rank:
             raise SnapshotError(
                 f"record {number}: a {kind} record after the {_KINDS[rank]} records"
@@ -407,6 +511,7 @@ def records(handle: BinaryIO) -> Iterator[Record]:
             if rank > _RANK["provisioned"] and not seen_provisioned:
                 raise SnapshotError("the provisioned record is missing")
         if kind == "end":
+            files.finish()
             if len(obj) != 3 or obj[1] != counts or obj[2] != digest.hexdigest():
                 if len(obj) == 3 and isinstance(obj[1], dict) and obj[1] != counts:
                     raise SnapshotError(
@@ -416,7 +521,10 @@ def records(handle: BinaryIO) -> Iterator[Record]:
             if next(objects, None) is not None:
                 raise SnapshotError("there is more after its end record")
             yield Record(
-                "end", SnapshotInfo(header.created_ms, header.store, header.clock_ms, counts)
+                "end",
+                SnapshotInfo(
+                    header.created_ms, header.store, header.clock_ms, counts, header.version
+                ),
             )
             return
         try:
@@ -428,6 +536,13 @@ def records(handle: BinaryIO) -> Iterator[Record]:
         last_key = key
         if kind == "provisioned":
             seen_provisioned = True
+        elif kind == "file":
+            try:
+                files.add(value)
+            except SnapshotError as error:
+                raise SnapshotError(f"record {number}: {error}") from None
+            if value.record is not None:
+                counts["files"] += 1
         else:
             counts[COUNTS[kind]] += 1
         yield Record(kind, value)

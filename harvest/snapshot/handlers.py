@@ -19,6 +19,7 @@ from aiohttp import web
 from harvest import errors
 from harvest.context import CLOCK, REGISTRY, SETTINGS, STORE
 from harvest.errors import HarvestError
+from harvest.files.api import FILES
 from harvest.snapshot.format import CHUNK, MEDIA_TYPE, SnapshotError
 from harvest.snapshot.transfer import Export, ImportFailed, discard, import_file
 from harvest.web import json_response
@@ -41,7 +42,11 @@ async def get_snapshot(request: web.Request) -> web.StreamResponse:
 
 async def _stream_export(request: web.Request) -> web.StreamResponse:
     await request.config_dict[HOUSEKEEPING].flush_reads()  # noted reads belong in the ledger
-    export = Export(request.config_dict[STORE], clock_ms=request.config_dict[CLOCK].now_ms())
+    export = Export(
+        request.config_dict[STORE],
+        clock_ms=request.config_dict[CLOCK].now_ms(),
+        files=request.config_dict[FILES],
+    )
     async with contextlib.aclosing(export.chunks()) as chunks:
         first = await anext(chunks)  # a failure this early is still an error answer
         response = web.StreamResponse(
@@ -116,7 +121,9 @@ async def put_snapshot(request: web.Request) -> web.Response:
             await _receive(request, spool)
             try:
                 # reads noted before the import go to the old ledger, which the import replaces
-                info = await import_file(store, spool, before=housekeeping.flush_reads)
+                info = await import_file(
+                    store, spool, before=housekeeping.flush_reads, files=request.config_dict[FILES]
+                )
             except SnapshotError as error:
                 raise HarvestError(
                     errors.INVALID_BODY,

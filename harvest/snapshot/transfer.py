@@ -12,6 +12,7 @@ the state is partly imported, and the error says so.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import os
@@ -20,6 +21,7 @@ import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -27,17 +29,21 @@ from collections.abc import (
     Sequence,
 )
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from harvest.domain import ApiToken, AuthKey, DataEntry, Group, Operator, Sim
+from harvest.files.blobs import BlobReader
+from harvest.files.domain import FileRecord
 from harvest.snapshot.format import (
     CHUNK,
     COUNTS,
+    FilePart,
     Record,
     SnapshotInfo,
     check_file,
     end_record,
     entry_record,
+    file_record,
     header_map,
     packer,
     records,
@@ -76,6 +82,22 @@ _Section = tuple[
 ]
 
 
+class FileSource(Protocol):
+    """Where an export reads Harvest Files from (the file service)."""
+
+    def pages(self, page: int) -> AsyncIterator[list[FileRecord]]: ...
+
+    async def open_blob(self, name: str) -> BlobReader: ...
+
+
+class FileSink(Protocol):
+    """Where an import puts Harvest Files (the file service): wiped, then file by file."""
+
+    async def reset(self) -> None: ...
+
+    async def restore(self, record: FileRecord, chunks: AsyncIterable[bytes]) -> None: ...
+
+
 class ImportFailed(RuntimeError):
     """The store failed while a checked snapshot was being applied."""
 
@@ -85,8 +107,16 @@ class Export:
     """One export of ``store``: :meth:`chunks` yields the file's bytes; :attr:`info` is set
     once the last chunk is out."""
 
-    def __init__(self, store: Store, *, clock_ms: int | None = None, page: int = PAGE) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock_ms: int | None = None,
+        page: int = PAGE,
+        files: FileSource | None = None,
+    ) -> None:
         self._store = store
+        self._files = files
         self._clock_ms = clock_ms
         self._page = page
         self.info: SnapshotInfo | None = None
@@ -129,10 +159,43 @@ class Export:
                             digest.update(buffer)
                             yield bytes(buffer)
                             buffer.clear()
+        # Harvest Files, as of the moment each is read (they are not in the store's view).
+        if self._files is not None:
+            async for stored in self._files.pages(self._page):
+                for one in stored:
+                    async with contextlib.aclosing(self._file(one)) as parts:
+                        async for part in parts:
+                            buffer += pack(part)
+                            if len(buffer) >= CHUNK:
+                                digest.update(buffer)
+                                yield bytes(buffer)
+                                buffer.clear()
+                            if part[3] == 0:
+                                counts["files"] += 1
         digest.update(buffer)
         buffer += pack(end_record(counts, digest.hexdigest()))
         self.info = SnapshotInfo(created_ms, kind, self._clock_ms, counts)
         yield bytes(buffer)
+
+    async def _file(self, record: FileRecord) -> AsyncGenerator[list[Any], None]:
+        """One file's records, its body read part by part from one opened version (an
+        overwrite meanwhile cannot mix two); none if it was deleted since it was listed."""
+        if record.blob is None or self._files is None:
+            yield file_record(record, 0, b"")
+            return
+        try:
+            reader = await self._files.open_blob(record.blob)
+        except FileNotFoundError:
+            return
+        try:
+            part = 0
+            async for data in reader.chunks(0, record.size):
+                yield file_record(record, part, data)
+                part += 1
+            if part == 0:  # an empty file: part 0 alone
+                yield file_record(record, 0, b"")
+        finally:
+            await reader.close()
 
 
 def _temporary_name(path: Path) -> Path:
@@ -216,9 +279,11 @@ def write_atomically_sync(
         raise
 
 
-async def export_to_file(store: Store, path: Path, *, clock_ms: int | None = None) -> SnapshotInfo:
-    """Export ``store`` to ``path`` atomically (see :func:`write_atomically`)."""
-    export = Export(store, clock_ms=clock_ms)
+async def export_to_file(
+    store: Store, path: Path, *, clock_ms: int | None = None, files: FileSource | None = None
+) -> SnapshotInfo:
+    """Export ``store`` (and ``files``) to ``path`` atomically (see :func:`write_atomically`)."""
+    export = Export(store, clock_ms=clock_ms, files=files)
     async with contextlib.aclosing(export.chunks()) as chunks:
         await write_atomically(path, chunks)
     assert export.info is not None
@@ -252,8 +317,50 @@ def _state_mutation(record: Record) -> Mutation | None:
     raise AssertionError(f"not a state record: {record.kind}")
 
 
-async def apply_file(store: Store, path: Path, batch: int) -> None:
-    """Wipe ``store`` and apply the (checked) snapshot at ``path``, ``batch`` records a call."""
+async def _restore_files(
+    files: FileSink | None, queued: list[FilePart], stream: Iterator[Record]
+) -> None:
+    """The file records: ``queued`` ones first, then the rest of ``stream`` (files come last,
+    before the end record), each file's parts streamed into ``files`` as they are read."""
+    waiting = collections.deque(queued)
+
+    async def pull() -> FilePart | None:
+        if waiting:
+            return waiting.popleft()
+        while (record := await asyncio.to_thread(next, stream, None)) is not None:
+            if record.kind == "file":
+                value: FilePart = record.value
+                return value
+        return None
+
+    part = await pull()
+    while part is not None:
+        head = part
+        following: list[FilePart | None] = []
+
+        async def body(
+            first: FilePart = head, after: list[FilePart | None] = following
+        ) -> AsyncIterator[bytes]:
+            yield first.data
+            while True:
+                more = await pull()
+                if more is None or more.record is not None:
+                    after.append(more)
+                    return
+                yield more.data
+
+        chunks = body()
+        assert head.record is not None, "checked: part 0 opens every file"
+        if files is not None:
+            await files.restore(head.record, chunks)
+        async for _ in chunks:  # what restore did not read (a directory's empty body)
+            pass
+        part = following[0] if following else None
+
+
+async def apply_file(store: Store, path: Path, batch: int, files: FileSink | None = None) -> None:
+    """Wipe ``store`` and apply the (checked) snapshot at ``path``, ``batch`` records a call;
+    its Harvest Files into ``files`` (wiped by the caller)."""
     handle: BinaryIO = await asyncio.to_thread(path.open, "rb")
     started = False
     try:
@@ -265,10 +372,13 @@ async def apply_file(store: Store, path: Path, batch: int) -> None:
             taken = await asyncio.to_thread(_take, stream, batch)
             entries: list[DataEntry] = []
             usage: list[Usage] = []
+            file_parts: list[FilePart] = []
             for record in taken:
                 if record.kind in ("header", "end"):
                     continue
-                if record.kind == "entry":
+                if record.kind == "file":
+                    file_parts.append(record.value)
+                elif record.kind == "entry":
                     entries.append(record.value)
                 elif record.kind == "resource":
                     if entries:  # the entries first: the metadata replaces what they merged
@@ -292,6 +402,9 @@ async def apply_file(store: Store, path: Path, batch: int) -> None:
             if mutations:
                 await store.apply(mutations)
                 started = True
+            if file_parts:  # the last section: the rest of the file is files
+                await _restore_files(files, file_parts, stream)
+                return
             if not taken:
                 return
             mutations = []
@@ -312,6 +425,7 @@ async def import_file(
     *,
     batch: int = BATCH,
     before: Callable[[], Awaitable[None]] | None = None,
+    files: FileSink | None = None,
 ) -> SnapshotInfo:
     """Replace everything in ``store`` with the snapshot at ``path``.
 
@@ -323,5 +437,7 @@ async def import_file(
     info = await asyncio.to_thread(check_file, path)
     if before is not None:
         await before()
-    await apply_file(store, path, batch)
+    if files is not None:
+        await files.reset()
+    await apply_file(store, path, batch, files)
     return info

@@ -48,6 +48,15 @@ class UsageKind(enum.StrEnum):
     #: ``day`` (logging-service-terms 14.2(c): hours / 24, rounded down). The row is the
     #: operator's, not a SIM's: its ``imsi`` is :data:`ACCOUNT_WIDE`.
     UNAVAILABLE_DAYS = "unavailable_days"
+    #: Harvest Files (docs/files.md): uploads and downloads, and their bytes, by the SIM that
+    #: made them, or :data:`ACCOUNT_WIDE` through the API. No fee reads them: the seeds give
+    #: Harvest Files no fee.
+    FILE_UPLOAD = "file_upload"
+    FILE_UPLOAD_BYTES = "file_upload_bytes"
+    FILE_DOWNLOAD = "file_download"
+    FILE_DOWNLOAD_BYTES = "file_download_bytes"
+    #: The most bytes of files the operator had stored during the day (:data:`ACCOUNT_WIDE`).
+    FILE_STORED_BYTES = "file_stored_bytes"
 
 
 #: The ``imsi`` of a ledger row that counts for the operator as a whole (``UNAVAILABLE_DAYS``).

@@ -46,7 +46,7 @@ from harvest.storage.sqlite_writes import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = (
     """
@@ -86,6 +86,20 @@ CREATE TABLE IF NOT EXISTS ledger (
     PRIMARY KEY (operator_id, day, imsi, kind)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ledger_by_day ON ledger (day, kind);
+CREATE TABLE IF NOT EXISTS files (
+    operator_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    parent TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    modified INTEGER NOT NULL,
+    blob TEXT,
+    PRIMARY KEY (operator_id, path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_by_parent ON files (operator_id, parent, path);
+CREATE INDEX IF NOT EXISTS files_by_modified ON files (modified) WHERE blob IS NOT NULL;
 """
     + JOURNAL_SCHEMA
 )
@@ -108,6 +122,8 @@ DELETE FROM ledger WHERE kind IN ('read', 'read_bytes') AND NOT EXISTS (
 """,
     # 3 -> 4: the append-only journal of device writes (its tables are in SCHEMA).
     3: "",
+    # 4 -> 5: Harvest Files' metadata (harvest/files/index.py); SCHEMA creates its table.
+    4: "",
 }
 
 #: Below ``fold_after`` journalled writes (setting ``journal_fold_rows``), the journal is folded

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         HarvestFaults,
         SoracomApi,
     )
+    from harvest.testing.files import HarvestFiles
     from harvest.testing.server import HarvestEmulatorServer, emulator_settings
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "HarvestEmulatorError",
     "HarvestEmulatorServer",
     "HarvestFaults",
+    "HarvestFiles",
     "Reply",
     "SoracomApi",
     "emulator_settings",
@@ -40,6 +42,7 @@ _HOMES = {
     "HarvestEmulator": "harvest.testing.client",
     "HarvestEmulatorError": "harvest.testing.client",
     "HarvestFaults": "harvest.testing.client",
+    "HarvestFiles": "harvest.testing.files",
     "SoracomApi": "harvest.testing.client",
     "Reply": "harvest.control_client",
     "HarvestEmulatorServer": "harvest.testing.server",

@@ -10,7 +10,6 @@ control-plane calls go through :class:`harvest.control_client.ControlClient`.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import ipaddress
 import json
 import socket
@@ -23,24 +22,27 @@ from harvest.control_client import (
     ControlClient,
     ControlPlaneError,
     Reply,
-    decode_body,
     encode_body,
 )
+from harvest.testing.files import HarvestFiles
 from harvest.testing.server import TIMEOUT_S, HarvestEmulatorServer
+from harvest.testing.transport import HarvestEmulatorError
+from harvest.testing.transport import expect as _expect
+from harvest.testing.transport import http_call as _http
 
-__all__ = ["HarvestEmulator", "HarvestEmulatorError", "HarvestFaults", "Reply", "SoracomApi"]
+__all__ = [
+    "HarvestEmulator",
+    "HarvestEmulatorError",
+    "HarvestFaults",
+    "HarvestFiles",
+    "Reply",
+    "SoracomApi",
+]
 
 #: Largest page the API serves (OpenAPI: ``limit`` 1 to 1000), so ``entries`` reads few pages.
 PAGE_LIMIT = 1000
 NEXT_KEY_HEADER = "x-soracom-next-key"
 UNIFIED_PATH = wire.UNIFIED_PATH
-
-
-class HarvestEmulatorError(AssertionError):
-    """The emulator did not answer as a helper expected; the message has its answer.
-
-    An ``AssertionError``, so pytest shows it as a failed expectation of the test.
-    """
 
 
 def _query(params: Mapping[str, Any]) -> str:
@@ -49,37 +51,6 @@ def _query(params: Mapping[str, Any]) -> str:
 
     pairs = {name: text(value) for name, value in params.items() if value is not None}
     return "?" + urlencode(pairs) if pairs else ""
-
-
-def _http(
-    host: str,
-    port: int,
-    method: str,
-    target: str,
-    *,
-    body: bytes | None = None,
-    headers: Mapping[str, str] | None = None,
-    source: str | None = None,
-    timeout: float = TIMEOUT_S,
-) -> Reply:
-    """One request on its own connection (optionally from ``source``, a SIM's address)."""
-    connection = http.client.HTTPConnection(
-        host, port, timeout=timeout, source_address=None if source is None else (source, 0)
-    )
-    try:
-        connection.request(method, target, body=body, headers=dict(headers or {}))
-        response = connection.getresponse()
-        raw = response.read()
-        found = {name.lower(): value for name, value in response.getheaders()}
-        return Reply(response.status, decode_body(raw, found.get("content-type", "")), found)
-    finally:
-        connection.close()
-
-
-def _expect(reply: Reply, what: str, *statuses: int) -> Any:
-    if reply.status not in statuses:
-        raise HarvestEmulatorError(f"{what}: {reply.status} {reply.body!r}")
-    return reply.body
 
 
 def _camel(name: str) -> str:
@@ -242,6 +213,8 @@ class HarvestEmulator:
     - control: :meth:`reset`, :meth:`create_sim`, :meth:`sim`, :meth:`create_operator`,
       :meth:`login`, the clock (:meth:`clock`, :meth:`clock_freeze`, :meth:`clock_set`,
       :meth:`clock_advance`), :attr:`faults`, and :meth:`control` for any other call;
+    - Harvest Files: :attr:`files` (switch Files on, upload and read back as a SIM, list and
+      download through the API);
     - reads: :meth:`entries` (every data entry of a SIM, oldest first).
     """
 
@@ -263,6 +236,9 @@ class HarvestEmulator:
             self.url, token=self.settings.control_token, timeout=timeout, connect_timeout=timeout
         )
         self.faults = HarvestFaults(self)
+        self.files = HarvestFiles(
+            self.api, self.session_address, self.host, self.port, timeout, self.default_imsi
+        )
 
     # control plane
 

@@ -1,8 +1,8 @@
 """Routing by host, as the real endpoints are separate hosts (issue 8, item 3; spec B1).
 
 Every request to a device host is a device request whatever its path; the management API, the
-control plane and ``/metrics`` answer only on other hosts; ``harvest-files.soracom.io`` never
-becomes a Harvest Data entry.
+control plane and ``/metrics`` answer only on other hosts; what is sent to
+``harvest-files.soracom.io`` is a file, never a Harvest Data entry.
 """
 
 from __future__ import annotations
@@ -74,18 +74,22 @@ async def test_every_path_of_the_unified_host_is_a_unified_write(
     assert entry["time"] == T0  # the Unified Endpoint does not honour X-Soracom-Timestamp
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "GET", "HEAD", "DELETE"])
-@pytest.mark.parametrize("path", ["/", "/logs/device.txt", "/v1/files"])
-async def test_harvest_files_is_a_clear_501_and_never_harvest_data(
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+@pytest.mark.parametrize("path", ["/logs/device.txt", "/v1/files", "/_emulator/reset", "/metrics"])
+async def test_every_path_of_the_files_host_is_a_harvest_files_path(
     emulator: Emulator, method: str, path: str
 ) -> None:
-    headers = {"Host": "harvest-files.soracom.io"}
-    status, body = await emulator.device().send(
-        '{"a":1}', path=path, method=method, headers=headers
+    api = await emulator.api()
+    group_id = (await api.get(f"/v1/subscribers/{IMSI}")).json["groupId"]
+    body = [{"key": "enabled", "value": True}]
+    await api.call(
+        "PUT", f"/v1/groups/{group_id}/configuration/SoracomHarvestFiles", json_body=body
     )
-    assert status == 501
-    if method != "HEAD":
-        assert json.loads(body)["code"] == "HEM9006"
+    headers = {"Host": "harvest-files.soracom.io"}
+    device = emulator.device()
+    assert await device.send('{"a":1}', path=path, method=method, headers=headers) == (201, b"")
+    assert await device.send("", path=path, method="GET", headers=headers) == (200, b'{"a":1}')
+    # a file, never a Harvest Data entry
     assert await entries(emulator) == []
     _, quota = await emulator.control("GET", f"/sims/{IMSI}/quota")
     assert quota["used"] == 0

@@ -158,8 +158,8 @@ async def test_data_in_ready_or_standby_makes_the_sim_active(
 async def test_nothing_a_sessionless_sim_sends_gets_an_answer(
     emulator: Emulator, method: str, headers: dict[str, str]
 ) -> None:
-    """Found by the device fuzzer: before any other check answered (405, 400, 501), the
-    network would not have carried the request at all."""
+    """Found by the device fuzzer: before any other check answered (405, 400, or Harvest
+    Files'), the network would not have carried the request at all."""
     sim = await sessionless_sim(emulator, "suspended")
     device = emulator.device(sim["sessionAddress"])
     assert await device.send('{"x":1}', method=method, headers=headers) == (NO_REPLY, b"")

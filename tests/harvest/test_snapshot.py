@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -233,8 +234,12 @@ def build(objects: Sequence[Any], *, seal: bool = True) -> bytes:
     last = objects[-1]
     if seal and isinstance(last, list) and last[:1] == ["end"]:
         counts = dict.fromkeys(snapshot.COUNTS.values(), 0)
+        if objects[0].get("version") == 1:  # version 1 had no Harvest Files
+            del counts["files"]
         for record in objects[1:-1]:
             if isinstance(record, list) and record[0] in snapshot.COUNTS:
+                if record[0] == "file" and record[3] != 0:
+                    continue  # a file's later parts
                 counts[snapshot.COUNTS[record[0]]] += 1
         last = ["end", counts, hashlib.sha256(body).hexdigest()]
     return body + bytes(msgpack.packb(last, use_bin_type=True))
@@ -256,6 +261,7 @@ async def test_round_trip_sqlite_to_file_to_memory_and_back(tmp_path: Path) -> N
         "entries": 303,
         "resources": 4,
         "ledger": 9,
+        "files": 0,  # a store alone: no Harvest Files (tests/harvest/files/test_snapshot.py)
     }
     assert snapshot.check_file(tmp_path / "one.msgpack") == info
 
@@ -284,7 +290,7 @@ async def test_the_file_is_the_documented_stream(tmp_path: Path) -> None:
     objects = records(tmp_path / "s.msgpack")
     header = objects[0]
     assert header["format"] == "harvest-emulator-snapshot"
-    assert header["version"] == 1
+    assert header["version"] == 2
     assert header["clock_ms"] == T0
     assert header["store"] == "memory"
     order = ["operator", "auth_key", "token", "group", "sim", "provisioned", "entry"]
@@ -455,6 +461,7 @@ async def test_an_export_into_a_missing_directory_fails_cleanly(tmp_path: Path) 
 
 # --- bad files are refused before anything changes ------------------------------------------------
 def _valid_objects() -> list[Any]:
+    """A hand-built snapshot of version 1 (before Harvest Files), which still imports."""
     header = {
         "format": "harvest-emulator-snapshot",
         "version": 1,
@@ -495,8 +502,8 @@ BAD_FILES: dict[str, tuple[Callable[[], bytes], str]] = {
         "not a harvest-emulator-snapshot",
     ),
     "newer version": (
-        lambda: _edit(lambda o: o[0].update(version=2)),
-        r"written by a newer emulator \(snapshot version 2; this one reads version 1\)",
+        lambda: _edit(lambda o: o[0].update(version=3)),
+        r"written by a newer emulator \(snapshot version 3; this one reads version 2\)",
     ),
     "cut in a record": (lambda: build(_valid_objects())[:-30], "ends in the middle of a record"),
     "cut at a record": (lambda: build(_valid_objects()[:-1], seal=False), "cut short"),
@@ -664,7 +671,9 @@ async def _get_snapshot(emulator: Emulator) -> bytes:
 
 async def _put_snapshot(emulator: Emulator, body: bytes) -> tuple[int, Any]:
     async with emulator.client.put(
-        "/_emulator/snapshot", data=body, headers={"Content-Type": "application/x-msgpack"}
+        "/_emulator/snapshot",
+        data=io.BytesIO(body),
+        headers={"Content-Type": "application/x-msgpack"},
     ) as response:
         return response.status, await response.json()
 

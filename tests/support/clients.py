@@ -53,18 +53,27 @@ class ApiClient:
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
         authenticated: bool = True,
+        allow_redirects: bool = True,
     ) -> Reply:
         sent = dict(headers or {})
         if authenticated and self.token is not None:
             sent.setdefault("X-Soracom-API-Key", self.api_key or "")
             sent.setdefault("X-Soracom-Token", self.token)
         query = {k: str(v) for k, v in (params or {}).items()}
-        body = data
+        # aiohttp warns about large raw bodies; a stream is what a real client would send.
+        body: bytes | io.BytesIO | None = data
+        if data is not None and len(data) > 65536:
+            body = io.BytesIO(data)
         if json_body is not None:
             body = json.dumps(json_body).encode()
             sent.setdefault("Content-Type", "application/json")
         async with self.session.request(
-            method, self.base_url + path, params=query, data=body, headers=sent
+            method,
+            self.base_url + path,
+            params=query,
+            data=body,
+            headers=sent,
+            allow_redirects=allow_redirects,
         ) as response:
             raw = await response.read()
             reply = Reply(response.status, response.headers, raw)

@@ -337,6 +337,43 @@ class SoracomCli:
     async def groups_delete(self, group_id: str) -> Any:
         return await self.command("DELETE", f"/groups/{path_escape(group_id)}")
 
+    # --- Harvest Files (files_put.go, files_get.go, files_list.go) -------------------------------
+    async def files_put(
+        self, path: str, body: str, *, content_type: str = "", scope: str = "private"
+    ) -> Any:
+        """``soracom files put --path P --body B --content-type T``: ``PUT`` the raw body."""
+        escaped = f"/files/{path_escape(scope)}/{files_path_escape(path)}"
+        return await self.command("PUT", escaped, body=body, content_type=content_type or None)
+
+    async def files_get(self, path: str, *, scope: str = "private") -> str:
+        """``soracom files get --path P``: Go's client follows the ``302`` to the download URL
+        and the CLI prints the body as it is."""
+        credentials = await self.authenticate()
+        escaped = f"/files/{path_escape(scope)}/{files_path_escape(path)}"
+        return await self.call_api("GET", escaped, credentials=credentials)
+
+    async def files_list(
+        self, path: str, *, limit: int = 0, scope: str = "private", fetch_all: bool = False
+    ) -> Any:
+        """``soracom files list --path P``: ``GET /files/{scope}/{path}/``; ``--path /`` is
+        ``/files/private//``."""
+        query: dict[str, str] = {}
+        set_if(query, "limit", limit)
+        escaped = f"/files/{path_escape(scope)}/{files_path_escape(path)}/"
+        return await self.command("GET", escaped, query, fetch_all=fetch_all)
+
+    async def files_find(self, prefix: str, *, limit: int = 0, fetch_all: bool = False) -> Any:
+        """``soracom files find --scope private --prefix P``."""
+        query = {"scope": "private", "prefix": prefix}
+        set_if(query, "limit", limit)
+        return await self.command("GET", "/files", query, fetch_all=fetch_all)
+
+
+def files_path_escape(path: str) -> str:
+    """soracom-cli ``harvest_files_path_escape.go``: every segment ``PathEscape``-d, empty ones
+    (leading, trailing and double slashes) dropped (notes real-service.md section 5.2)."""
+    return "/".join(path_escape(segment) for segment in path.split("/") if segment)
+
 
 @dataclass(frozen=True)
 class PaginationKeys:
