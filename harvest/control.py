@@ -29,9 +29,10 @@ from harvest.context import (
 )
 from harvest.domain import ResourceType, Sim, SimStatus, normalise_address
 from harvest.errors import HarvestError
+from harvest.registry import NewSim
 from harvest.snapshot import handlers as snapshot_handlers
 from harvest.storage.base import DeleteResourceData, UsageKind
-from harvest.web import Handler, json_response, read_json_object
+from harvest.web import Handler, json_response, read_json, read_json_object
 from quotas.calendar import utc_day
 from quotas.housekeeping import HOUSEKEEPING
 
@@ -129,10 +130,36 @@ def sim_view(sim: Sim, writes_today: int | None = None) -> dict[str, Any]:
     return view
 
 
+#: SIMs one ``POST /_emulator/sims`` may create (an array body): a fleet in chunks.
+MAX_SIMS_PER_CALL = 10_000
+
+
 async def create_sim(request: web.Request) -> web.Response:
     """Provision a SIM; unset fields get defaults (next IMSI, own loopback address, the
-    operator's first Harvest-enabled group, status ``ready``). ``"groupId": null`` means none."""
+    operator's first Harvest-enabled group, status ``ready``). ``"groupId": null`` means none.
+
+    An array of such objects provisions them all in one commit (at most
+    :data:`MAX_SIMS_PER_CALL`), all or none, and answers the array; with ``?existing=keep`` an
+    IMSI that exists is answered as it is instead of ``409``."""
+    registry = request.config_dict[REGISTRY]
+    if (await request.read()).lstrip().startswith(b"["):
+        items = await read_json(request)
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise _invalid("The body must be a JSON object or an array of objects.")
+        if not 1 <= len(items) <= MAX_SIMS_PER_CALL:
+            raise _invalid(f"An array of 1 to {MAX_SIMS_PER_CALL} SIMs is expected.")
+        keep = request.query.get("existing") == "keep"
+        sims = await registry.create_sims(
+            [_new_sim(request, item) for item in items], keep_existing=keep
+        )
+        return json_response([sim_view(sim) for sim in sims], status=201)
     body = await read_json_object(request, required=False)
+    (sim,) = await registry.create_sims([_new_sim(request, body)])
+    return json_response(sim_view(sim), status=201)
+
+
+def _new_sim(request: web.Request, body: dict[str, Any]) -> NewSim:
+    """One SIM of a ``POST /_emulator/sims`` body, checked."""
     unknown = set(body) - _SIM_FIELDS
     if unknown:
         raise _invalid(f"Unknown field(s): {', '.join(sorted(unknown))}.")
@@ -165,16 +192,13 @@ async def create_sim(request: web.Request) -> web.Response:
     tags = body.get("tags") or {}
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise _invalid("tags must be an object of strings.")
-    sim = await registry.create_sim(
-        operator_id, imsi=imsi, group_id=group_id, status=status, session_address=address, tags=tags
-    )
-    return json_response(sim_view(sim), status=201)
+    return NewSim(operator_id, imsi, group_id, status, address, tags)
 
 
 def _any_sim(request: web.Request) -> Sim:
     """The SIM of the path's IMSI, whichever operator owns it (the control plane sees all)."""
     imsi = request.match_info["imsi"]
-    sim = next((s for s in request.config_dict[REGISTRY].all_sims() if s.imsi == imsi), None)
+    sim = request.config_dict[REGISTRY].sim_by_imsi(imsi)
     if sim is None:
         raise HarvestError(errors.NOT_FOUND, f"No such SIM: {imsi}")
     return sim

@@ -18,7 +18,7 @@ import http.client
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,6 +363,20 @@ class ControlClient:
             if found is not None:
                 return found
         return self._object(f"create SIM {imsi}", reply, 201)
+
+    def ensure_sims(self, imsis: Sequence[str], chunk: int = 1000) -> list[dict[str, Any]]:
+        """The SIMs with these IMSIs, in order, those that do not exist created with the
+        emulator's defaults: ``POST /_emulator/sims?existing=keep`` with arrays of ``chunk``
+        (one commit each, where one SIM at a time costs a commit each)."""
+        sims: list[dict[str, Any]] = []
+        for start in range(0, len(imsis), chunk):
+            part = [{"imsi": imsi} for imsi in imsis[start : start + chunk]]
+            what = f"create SIMs {part[0]['imsi']}..."
+            body = self._expect(what, self.request("POST", "/sims?existing=keep", part), 201)
+            if not isinstance(body, list):
+                raise ControlClientError(what + ": the answer is not a JSON array")
+            sims.extend(body)
+        return sims
 
     def create_operator(self, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``POST /_emulator/operators``: its id and credentials (``authKeyId``, ``authKey``)."""

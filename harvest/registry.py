@@ -12,8 +12,8 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harvest import errors
@@ -88,6 +88,28 @@ def derived_sim_id(imsi: str) -> str:
     return "8900" + imsi.rjust(15, "0")
 
 
+@dataclass(frozen=True, slots=True)
+class NewSim:
+    """What :meth:`Registry.create_sims` is asked to provision; ``None``: the default."""
+
+    operator_id: str
+    imsi: str | None = None
+    group_id: str | None = None
+    status: SimStatus = SimStatus.READY
+    session_address: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Either:
+    """Addresses taken in either of two collections (the registry's, a batch's own)."""
+
+    def __init__(self, first: Container[str], second: Container[str]) -> None:
+        self._first, self._second = first, second
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._first or item in self._second
+
+
 class Registry:
     """The emulated account's state; see the module docstring."""
 
@@ -97,6 +119,9 @@ class Registry:
         self._provisioning = provisioning
         self._lock = asyncio.Lock()
         self._allocator = LoopbackAllocator()
+        #: The largest 15-digit IMSI known (kept as SIMs are indexed): the next default IMSI
+        #: follows it without a scan of every SIM.
+        self._largest_imsi = -1
         #: The mirror of the store's state; the names below are its tables.
         self._state = StateTables()
         self._operators = self._state.operators
@@ -114,6 +139,7 @@ class Registry:
         self._by_address: dict[str, Sim] = {}
         self._by_sim_id: dict[str, Sim] = {}
         self._allocator.rewind()
+        self._largest_imsi = -1
 
     # --- loading and provisioning -------------------------------------------------------------
     async def load(self) -> None:
@@ -202,8 +228,15 @@ class Registry:
         for listener in self.listeners:
             await listener(mutations)
 
+    def _note_imsi(self, imsi: str) -> None:
+        number = int(imsi)
+        if number > self._largest_imsi:
+            self._largest_imsi = number
+
     def _index(self, sim: Sim) -> None:
         """Index ``sim`` by address and SIM id, and store it in the table."""
+        if len(sim.imsi) == 15:
+            self._note_imsi(sim.imsi)
         old = self._sims.get(sim.imsi)
         if old is not None and old.session_address is not None:
             self._by_address.pop(old.session_address, None)
@@ -440,37 +473,63 @@ class Registry:
         tags: Mapping[str, str] | None = None,
     ) -> Sim:
         """Provision a SIM; with no session address it gets its own loopback address."""
+        spec = NewSim(operator_id, imsi, group_id, status, session_address, tags or {})
+        return (await self.create_sims([spec]))[0]
+
+    async def create_sims(
+        self, specs: Sequence[NewSim], *, keep_existing: bool = False
+    ) -> list[Sim]:
+        """Provision SIMs in one commit (a fleet of 100,000 in a hundred calls, not 100,000
+        fsyncs); all or none. An IMSI that exists is a ``409``, or, with ``keep_existing``,
+        answered with the existing SIM untouched. No IMSI: the next after the largest."""
         async with self._lock:
-            if operator_id not in self._operators:
-                raise HarvestError(errors.NOT_FOUND, f"No such operator: {operator_id}")
-            if imsi is None:
-                numbers = [int(i) for i in self._sims if len(i) == 15]
-                imsi = f"{max(numbers, default=int(self._provisioning.imsi)) + 1:015d}"
-            elif imsi in self._sims:
-                raise HarvestError(errors.CONFLICT, f"SIM {imsi} already exists.")
-            if group_id is not None:
-                self.group(operator_id, group_id)
-            if session_address is None:
-                session_address = self._allocator.allocate(self._by_address)
-            elif session_address in self._by_address:
-                owner = self._by_address[session_address].imsi
-                raise HarvestError(
-                    errors.CONFLICT, f"Session address {session_address} belongs to SIM {owner}."
-                )
-            try:
-                sim = self._new_sim(
-                    operator_id,
-                    imsi,
-                    group_id,
-                    status,
-                    session_address,
-                    tags or {},
-                    self._clock.now_ms(),
-                )
-            except ValueError as error:
-                raise HarvestError(errors.INVALID_BODY, str(error)) from None
-            await self._commit([PutSim(sim)])
-            return sim
+            now = self._clock.now_ms()
+            sims: list[Sim] = []
+            new: dict[str, Sim] = {}
+            addresses: set[str] = set()
+            for spec in specs:
+                if spec.operator_id not in self._operators:
+                    raise HarvestError(errors.NOT_FOUND, f"No such operator: {spec.operator_id}")
+                imsi = spec.imsi
+                if imsi is None:
+                    imsi = f"{max(self._largest_imsi, int(self._provisioning.imsi)) + 1:015d}"
+                elif imsi in self._sims or imsi in new:
+                    existing = self._sims.get(imsi) or new[imsi]
+                    if keep_existing and imsi in self._sims:
+                        sims.append(existing)
+                        continue
+                    raise HarvestError(errors.CONFLICT, f"SIM {imsi} already exists.")
+                if spec.group_id is not None:
+                    self.group(spec.operator_id, spec.group_id)
+                address = spec.session_address
+                if address is None:
+                    address = self._allocator.allocate(_Either(self._by_address, addresses))
+                elif address in self._by_address or address in addresses:
+                    owner = self._by_address[address].imsi if address in self._by_address else "?"
+                    raise HarvestError(
+                        errors.CONFLICT, f"Session address {address} belongs to SIM {owner}."
+                    )
+                try:
+                    sim = self._new_sim(
+                        spec.operator_id, imsi, spec.group_id, spec.status, address,
+                        spec.tags, now,
+                    )  # fmt: skip
+                except ValueError as error:
+                    raise HarvestError(errors.INVALID_BODY, str(error)) from None
+                addresses.add(address)
+                new[imsi] = sim
+                if len(imsi) == 15:  # so the next IMSI without one follows it
+                    self._note_imsi(imsi)
+                sims.append(sim)
+            if new:
+                try:
+                    await self._commit([PutSim(sim) for sim in new.values()])
+                except BaseException:
+                    self._largest_imsi = max(
+                        (int(i) for i in self._sims if len(i) == 15), default=-1
+                    )
+                    raise
+            return sims
 
     async def update_sim(self, operator_id: str, imsi: str, **changes: Any) -> Sim:
         async with self._lock:

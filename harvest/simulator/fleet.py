@@ -338,32 +338,38 @@ def _ensure_sims(
     stopped: threading.Event,
     link_profile: str | None = None,
 ) -> list[SimInfo]:
-    """Every SIM of ``imsis``, created where it does not exist yet: a few calls in flight at
-    once, each worker thread on a connection of its own. Blocking; ``stopped`` ends it early."""
+    """Every SIM of ``imsis``, created where it does not exist yet, a thousand per call (one
+    commit each); then each SIM's link profile, a few calls in flight at once, each worker
+    thread on a connection of its own. Blocking; ``stopped`` ends it early."""
+    try:
+        with target.control(token, keep_alive=True) as client:
+            sims = [SimInfo.from_body(body) for body in client.ensure_sims(imsis)]
+    except ControlClientError as error:
+        raise control_failure(target, error) from None
+    if link_profile is None:
+        return sims
     local = threading.local()
     clients: list[ControlClient] = []
 
-    def one(imsi: str) -> SimInfo:
+    def link(imsi: str) -> None:
         if stopped.is_set():
             raise SimulatorError("provisioning was interrupted")
         client: ControlClient | None = getattr(local, "client", None)
         if client is None:
             client = local.client = target.control(token, keep_alive=True)
             clients.append(client)
-        sim = SimInfo.from_body(client.ensure_sim(imsi))
-        if link_profile is not None:
-            client.set_link(imsi, link_profile)
-        return sim
+        client.set_link(imsi, link_profile)
 
     pool = ThreadPoolExecutor(_PROVISIONING_CONCURRENCY, thread_name_prefix="harvest-provision")
     try:
-        return list(pool.map(one, imsis))
+        list(pool.map(link, imsis))
     except ControlClientError as error:
         raise control_failure(target, error) from None
     finally:
         pool.shutdown(cancel_futures=True)
         for client in clients:
             client.close()
+    return sims
 
 
 async def provision(

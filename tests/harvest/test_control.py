@@ -6,6 +6,7 @@ import pytest
 
 from harvest.context import LISTENERS
 from tests.conftest import Emulator
+from tests.harvest.test_metrics import scrape, value
 from tests.support.clients import NO_REPLY
 
 IMSI = "001010000000001"
@@ -82,6 +83,38 @@ async def test_bad_sim_requests_are_refused_and_change_nothing(
     assert fragment in error["message"]
     api = await emulator.api()
     assert [s["imsi"] for s in (await api.get("/v1/subscribers")).json] == [IMSI]
+
+
+async def test_an_array_creates_every_sim_in_one_call(emulator: Emulator) -> None:
+    """A fleet is provisioned in chunks (issue 11, item 4): one commit per call, not per SIM."""
+    before = value((await scrape(emulator))[0], "harvest_group_commit_batch_size_count")
+    status, sims = await emulator.control("POST", "/sims", [{}] * 2_000)
+    assert status == 201
+    assert [s["imsi"] for s in sims] == [f"{1010000000002 + i:015d}" for i in range(2_000)]
+    assert len({s["sessionAddress"] for s in sims}) == 2_000
+    after = value((await scrape(emulator))[0], "harvest_group_commit_batch_size_count")
+    assert after - before == 2  # the SIMs, then their Harvest-enabled day (billing.md)
+    assert (await emulator.device(sims[-1]["sessionAddress"]).send('{"a":1}'))[0] == 201
+    # the next SIM without an IMSI follows the largest, without a scan of every SIM
+    assert (await emulator.new_sim())["imsi"] == "001010000002002"
+
+
+async def test_an_array_is_all_or_nothing_unless_existing_sims_are_kept(
+    emulator: Emulator,
+) -> None:
+    fleet = [{"imsi": "001019900000001"}, {"imsi": IMSI}]
+    status, error = await emulator.control("POST", "/sims", fleet)
+    assert status == 409 and IMSI in error["message"]
+    assert (await emulator.control("GET", "/sims/001019900000001"))[0] == 404
+    status, sims = await emulator.control("POST", "/sims?existing=keep", fleet)
+    assert status == 201
+    assert [s["imsi"] for s in sims] == ["001019900000001", IMSI]
+    assert sims[1]["sessionAddress"] == "127.0.0.1"  # the existing SIM, untouched
+    for body in ([{"imsi": "001019900000002"}, {"imsi": "001019900000002"}], [{}, {"colour": 1}]):
+        assert (await emulator.control("POST", "/sims", body))[0] in (400, 409)
+    assert (await emulator.control("POST", "/sims", []))[0] == 400
+    assert (await emulator.control("POST", "/sims", [1]))[0] == 400
+    assert (await emulator.control("GET", "/sims/001019900000002"))[0] == 404
 
 
 async def test_a_body_that_is_not_json_is_400(emulator: Emulator) -> None:
