@@ -1,12 +1,13 @@
 """The SQLite store's append-only journal: how a group commit of device writes costs two
 statements, and how the journal is folded into the entries, the resources and the ledger.
 
-A group commit of writes that replace nothing (each entry's time is later than every stored
-time of its resource) appends its entries to ``journal`` and its usage, summed per ledger key,
-to ``journal_usage``: rows in commit order at the end of two B-trees, a few pages of WAL per
-batch whatever the number of SIMs. Any other batch (a delete, a provisioning change, a write
-at a time already stored, which replaces an entry and must say so) first folds the journal and
-then runs the full plan of :mod:`harvest.storage.sqlite_writes`, in the same transaction.
+A group commit of writes at or after the newest stored time of their resource (a write at
+that very time replaces that one entry) appends its entries to ``journal`` and its usage,
+summed per ledger key, to ``journal_usage``: rows in commit order at the end of two B-trees, a
+few pages of WAL per batch whatever the number of SIMs. Any other batch (a delete, a
+provisioning change, a write before a time already stored, which may replace any entry and
+must say which) first folds the journal and then runs the full plan of
+:mod:`harvest.storage.sqlite_writes`, in the same transaction.
 
 The fold moves every journal row into ``entries``, ``resources`` and ``ledger`` and empties
 the journal, in one transaction: a crash at any point leaves either the journal or its fold,
@@ -15,9 +16,9 @@ write is visible at once.
 
 Knowing that an entry replaces nothing needs the newest stored time of its resource:
 ``newest`` keeps it per resource on the writer thread, filled by one indexed look-up the first
-time a resource is written after start. It may only be too high (after a delete), which sends
-a batch down the full path for nothing; it is never too low, since every write of an entry
-goes through :func:`try_journal` or updates it in :func:`note_written`.
+time a resource is written after start, and names an entry that exists: every write of an
+entry raises it (:func:`try_journal`, :func:`note_written`), a delete drops it (looked up again
+next time), a failed transaction empties it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,18 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from harvest.storage.base import Mutation, PutEntries, RecordUsage, Usage, UsageKind
+from harvest.storage.base import (
+    DeleteEntry,
+    DeleteEverything,
+    DeleteResourceData,
+    ExpireEntries,
+    Mutation,
+    PutEntries,
+    RecordUsage,
+    Replaced,
+    Usage,
+    UsageKind,
+)
 
 JOURNAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -103,23 +115,28 @@ def try_journal(
     mutations: Sequence[Mutation],
     newest: Newest,
     known: KnownNames,
-) -> bool:
-    """Append ``mutations`` to the journal if they are all writes that replace nothing and
-    usage; ``False`` (nothing done) otherwise. Runs inside the caller's transaction; the
-    caches are updated only for rows it appends (see the module docstring)."""
+) -> Replaced | None:
+    """Append ``mutations`` to the journal if they are all usage and writes at or after their
+    resource's newest entry, and answer what each replaced; ``None`` (nothing done) otherwise.
+    A write at the newest entry's very time replaces exactly that entry (the fold keeps the
+    later row); one before it may replace any, which only the full path can say. Runs inside
+    the caller's transaction (see the module docstring)."""
     seen: dict[Key, int] = {}
-    for mutation in mutations:
+    replaced = [0] * len(mutations)
+    for position, mutation in enumerate(mutations):
         if isinstance(mutation, RecordUsage):
             continue
         if not isinstance(mutation, PutEntries):
-            return False
+            return None
         for entry in mutation.entries:
             key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
             last = seen.get(key)
             if last is None:
                 last = _newest(db, newest, key)
-            if entry.time <= last:
-                return False  # it may replace an entry: the full path says which
+            if entry.time < last:
+                return None  # it may replace any entry: the full path says which
+            if entry.time == last:
+                replaced[position] += 1
             seen[key] = entry.time
     rows: list[tuple[Any, ...]] = []
     usage: dict[tuple[str, str, str, str], int] = {}
@@ -148,7 +165,7 @@ def try_journal(
     newest.update(seen)
     for key, added in touched.items():
         known[key] = frozenset(added)
-    return True
+    return tuple(replaced)
 
 
 def add_usage(totals: dict[tuple[str, str, str, str], int], row: Usage) -> None:
@@ -161,13 +178,21 @@ def add_usage(totals: dict[tuple[str, str, str, str], int], row: Usage) -> None:
 
 
 def note_written(mutations: Sequence[Mutation], newest: Newest) -> None:
-    """After the full path committed: the entries it wrote raise their resources' newest."""
+    """After the full path committed: the entries it wrote raise their resources' newest, and
+    a resource whose entries were deleted is looked up again when next written (``newest``
+    must name an entry that exists: a write at that time replaces it)."""
     for mutation in mutations:
         if isinstance(mutation, PutEntries):
             for entry in mutation.entries:
                 key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
                 if entry.time > newest.get(key, -1):
                     newest[key] = entry.time
+        elif isinstance(mutation, DeleteEntry | ExpireEntries | DeleteResourceData):
+            newest.pop(
+                (mutation.operator_id, mutation.resource_type.value, mutation.resource_id), None
+            )
+        elif isinstance(mutation, DeleteEverything):
+            newest.clear()
 
 
 def fold(db: sqlite3.Connection, resource_sql: str) -> int:

@@ -255,10 +255,11 @@ def commit_on_writer_thread(
     replaced.clear()
     db.execute("BEGIN IMMEDIATE")
     try:
-        if try_journal(db, mutations, caches.newest, caches.names):
+        journalled = try_journal(db, mutations, caches.newest, caches.names)
+        if journalled is not None:
             db.execute("COMMIT")
             caches.unfolded += len(mutations)
-            return (0,) * len(mutations)
+            return journalled
         plan = _Plan(caches.names)
         for mutation in mutations:
             plan.add(mutation)
@@ -270,7 +271,8 @@ def commit_on_writer_thread(
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
-        caches.names.clear()  # may hold names of rows that were not committed
+        caches.names.clear()  # both may hold what was not committed
+        caches.newest.clear()
         raise
     note_written(mutations, caches.newest)
     if plan.invalidates:
