@@ -12,15 +12,18 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import json
 import math
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from harvest import wire
 from harvest.simulator.devices import send_once
 from harvest.simulator.fleet import DEFAULT_IMSI_BASE, FleetConfig, run_fleet
+from harvest.simulator.processes import run_fleet_processes
 from harvest.simulator.target import (
     DEFAULT_ENDPOINT,
     DEFAULT_HARVEST_PORT,
@@ -283,6 +286,15 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         action="store_true",
         help="print the summary as JSON (for benchmarks)",
     )
+    fleet.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="split the SIMs over N generator processes, for rates one process cannot send;"
+        " the summary merges them (default 1)",
+    )
+    fleet.add_argument("--samples-file", type=Path, help=argparse.SUPPRESS)
 
 
 def _loop_run(main: Coroutine[Any, Any, T]) -> T:
@@ -377,11 +389,20 @@ async def _fleet(namespace: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, interrupted)
             handled.append(sig)
     try:
-        summary = await run_fleet(config, progress=sys.stderr, stop=stop)
+        if namespace.processes > 1:
+            summary = await run_fleet_processes(
+                config, namespace.processes, progress=sys.stderr, stop=stop
+            )
+        else:
+            summary = await run_fleet(
+                config, progress=sys.stderr, stop=stop, keep_samples=bool(namespace.samples_file)
+            )
     finally:
         for sig in handled:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+    if namespace.samples_file is not None:  # for the process that started this one
+        namespace.samples_file.write_text(json.dumps(summary.samples))
     print(summary.to_json() if namespace.json_output else summary.text(), flush=True)
     return summary.exit_code()
 

@@ -136,6 +136,9 @@ class FleetSummary:
     #: Warnings: addresses not bound, the first connection error.
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    #: Every message's latency in seconds, when the run was asked to keep them (to merge the
+    #: percentiles of several generator processes); never in :meth:`to_dict`.
+    samples: list[float] = field(default_factory=list, repr=False)
 
     @property
     def refused_total(self) -> int:
@@ -149,8 +152,18 @@ class FleetSummary:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["samples"]
         data["refused_total"] = self.refused_total
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FleetSummary:
+        """The summary :meth:`to_dict` described (another process's ``--json``)."""
+        fields = {k: v for k, v in data.items() if k not in ("refused_total", "samples")}
+        latency = fields.pop("latency_ms", None)
+        summary = cls(**fields)
+        summary.latency_ms = None if latency is None else Latency(**latency)
+        return summary
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -182,7 +195,8 @@ def _percentile(ordered: list[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
-def _latency(values: Iterable[float]) -> Latency | None:
+def latency_of(values: Iterable[float]) -> Latency | None:
+    """The percentiles of ``values`` (seconds), in milliseconds; ``None`` for none."""
     ordered = sorted(values)
     if not ordered:
         return None
@@ -403,6 +417,7 @@ async def run_fleet(
     *,
     progress: TextIO | None = None,
     stop: asyncio.Event | None = None,
+    keep_samples: bool = False,
 ) -> FleetSummary:
     """Run a fleet (see the module docstring) and return its summary.
 
@@ -474,7 +489,9 @@ async def run_fleet(
     span = max(elapsed, 1e-9)
     summary.rate = round(tally.sent / span, 1)
     summary.stored_rate = round(tally.stored / span, 1)
-    summary.latency_ms = _latency(tally.latencies)
+    summary.latency_ms = latency_of(tally.latencies)
+    if keep_samples:
+        summary.samples = list(tally.latencies)
     if tally.first_error is not None:
         summary.notes.append(f"first error: {tally.first_error}")
     return summary

@@ -405,13 +405,7 @@ class Helper:
 
     async def finish(self) -> tuple[FleetSummary, float]:
         reply = await asyncio.to_thread(self._line)
-        data = reply["summary"]
-        latency = data.pop("latency_ms")
-        data.pop("refused_total", None)
-        summary = FleetSummary(**data)
-        if latency is not None:
-            summary.latency_ms = Latency(**latency)
-        return summary, float(reply["cpu_s"])
+        return FleetSummary.from_dict(reply["summary"]), float(reply["cpu_s"])
 
     def stop(self) -> None:
         if self.process.stdin is not None:

@@ -28,6 +28,7 @@ import pytest
 
 from harvest import cli, simulator
 from harvest.simulator import FleetConfig, Target, payload, run_fleet
+from harvest.simulator.processes import shares
 from tests.support.process import Process, running
 
 pytestmark = pytest.mark.timeout(60)
@@ -383,6 +384,29 @@ def test_a_fleet_of_5_sims_sends_20_messages_each(server: Server, protocol: str,
     # each SIM was created with its own address, and wrote its own 20
     imsis = [f"{int(base) + i:015d}" for i in range(5)]
     assert [writes_today(server, imsi) for imsi in imsis] == [20] * 5
+
+
+def test_a_fleet_over_three_generator_processes_merges_their_counts(server: Server) -> None:
+    """``--processes`` (issue 11, item 5): the SIMs split 3/3/2 over three processes, each
+    sending its SIMs' messages; one summary, latency over every message."""
+    base = "001019500000000"
+    options = f"--protocol udp --sims 8 --count 25 --rate 0 --imsi-base {base} --json"
+    result = as_user("fleet", *server.flags(), *options.split(), "--processes", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = fleet_json(result)
+    assert (summary["sims"], summary["sent"], summary["stored"]) == (8, 200, 200)
+    assert summary["replied"] == 200
+    assert "3 generator processes" in summary["notes"]
+    latency = summary["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+    imsis = [f"{int(base) + i:015d}" for i in range(8)]
+    assert [writes_today(server, imsi) for imsi in imsis] == [25] * 8
+
+
+def test_shares_of_a_fleet() -> None:
+    assert shares(8, 3) == [3, 3, 2]
+    assert shares(2, 4) == [1, 1]  # no process without a SIM
+    assert sum(shares(100_000, 7)) == 100_000
 
 
 def test_a_fleet_reuses_existing_sims_and_counts_refusals_by_reason(server: Server) -> None:
