@@ -30,6 +30,8 @@ from harvest.requestlog import REQUEST_LOG, RequestLog
 
 #: Seconds between two ``clock`` events when nothing else is sent.
 HEARTBEAT_S = 5.0
+#: Seconds between two looks at whether the page is still there.
+CHECK_S = 1.0
 #: Records one stream may fall behind before the oldest are skipped.
 MAX_BACKLOG = 500
 #: Seconds a woken stream waits for more records, so a burst goes out as one event.
@@ -119,9 +121,7 @@ CONSOLE_HUB = web.AppKey("console_hub", StreamHub)
 async def stream_context(app: web.Application) -> AsyncIterator[None]:
     """The hub lives from start to cleanup; :func:`end_streams` (on shutdown, before the
     server waits for handlers to finish) makes every open stream return."""
-    app[CONSOLE_HUB] = hub = StreamHub(
-        app[REQUEST_LOG], app[CLOCK], app[SETTINGS].console_clients
-    )
+    app[CONSOLE_HUB] = hub = StreamHub(app[REQUEST_LOG], app[CLOCK], app[SETTINGS].console_clients)
     try:
         yield
     finally:
@@ -150,15 +150,22 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         await response.write(f"retry: {RETRY_MS}\n\n".encode() + hub.clock_event())
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(client.wake.wait(), HEARTBEAT_S)
-            if hub.closing:
-                break
+                await asyncio.wait_for(client.wake.wait(), CHECK_S)
+            transport = request.transport
+            if hub.closing or transport is None or transport.is_closing():
+                break  # shutdown, or the page went away
             if client.pending:
                 await asyncio.sleep(BATCH_S)
-            events = hub.take(client)
-            await response.write(b"".join(events) or hub.clock_event())
+                await response.write(b"".join(hub.take(client)))
+            elif loop.time() - quiet_since >= HEARTBEAT_S:
+                await response.write(hub.clock_event())
+            else:
+                continue
+            quiet_since = loop.time()
     except ConnectionError:  # the page went away
         pass
     finally:
