@@ -57,7 +57,8 @@ def static_files() -> dict[str, tuple[bytes, str]]:
     return found
 
 
-STATIC = web.AppKey("console_static", dict)
+#: The console's files by path under ``/console/``: (content, content type).
+STATIC: web.AppKey[dict[str, tuple[bytes, str]]] = web.AppKey("console_static", dict)
 
 
 def wants_console(request: web.Request) -> bool:

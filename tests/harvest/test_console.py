@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import json
+import signal
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,9 @@ import pytest
 
 from harvest.console.app import static_files
 from harvest.console.stream import CONSOLE_HUB, MAX_BACKLOG, StreamHub
+from harvest.server import SHUTDOWN_TIMEOUT_S
 from tests.conftest import Emulator
+from tests.support import process
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -229,3 +233,20 @@ async def test_shutdown_ends_open_streams(emulator: Emulator) -> None:
         emulator.app[CONSOLE_HUB].close()
         rest = await asyncio.wait_for(stream.content.read(), 5)  # the server ends it
         assert b"event: requests" not in rest
+
+
+async def test_a_server_with_an_open_stream_stops_at_once() -> None:
+    """On SIGINT the stream ends before the server waits for its handlers (up to
+    SHUTDOWN_TIMEOUT_S): a page left open never holds up a shutdown."""
+    with process.running(["--memory", "--port", "0"]) as emulator:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(emulator.base_url + "/console/stream") as stream,
+        ):
+            await read_events(stream, "clock")
+            started = time.monotonic()
+            emulator.popen.send_signal(signal.SIGINT)
+            await asyncio.wait_for(stream.content.read(), 5)
+            await asyncio.to_thread(emulator.popen.wait, 10)
+        assert emulator.popen.returncode == 0
+        assert time.monotonic() - started < SHUTDOWN_TIMEOUT_S / 2
