@@ -24,6 +24,8 @@ from aiohttp import web
 from gateway.beam import BeamSignatureError, unwrap_payload, verify_http
 from gateway.unified import PATH_PREFIX, ResponseFormat, response_format, unified_reply
 from harvest import errors
+from harvest.console.app import PATH as CONSOLE_PATH
+from harvest.console.app import wants_console
 from harvest.context import CLOCK, INGEST, SETTINGS
 from harvest.domain import Transport, Upload
 from harvest.errors import Dropped, HarvestError
@@ -200,7 +202,10 @@ UNSENT = 503
 
 
 async def wrong_method(request: web.Request) -> web.Response:
-    """Anything but ``POST`` on a device path: ``405`` with ``Allow: POST``."""
+    """Anything but ``POST`` on a device path: ``405`` with ``Allow: POST``; a browser that
+    opens the edge's own root (not a device host's) is sent to the web console."""
+    if request.app.get(ENDPOINT) is None and wants_console(request):
+        raise web.HTTPFound(CONSOLE_PATH)
     if hung_up(request):
         return web.Response(status=UNSENT)
     error = HarvestError(

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.app import setup_gateway
 from harvest.api import auth, data, groups, logs, subscribers
 from harvest.clock import EmulatorClock
+from harvest.console.app import setup_console
 from harvest.context import (
     API_APP,
     CLOCK,
@@ -230,5 +231,6 @@ def create_app(settings: Settings) -> web.Application:
     setup_files(app, settings)
     app.add_subapp("/v1", app[API_APP])  # mounting freezes its routes
     app[FAULTS].operations = operation_ids(app[API_APP])
+    setup_console(app, settings)  # before the gateway's catch-all
     setup_gateway(app, settings)
     return app

@@ -29,7 +29,7 @@ from harvest.context import (
 )
 from harvest.domain import ResourceType, Sim, SimStatus, normalise_address
 from harvest.errors import HarvestError
-from harvest.registry import NewSim
+from harvest.registry import TOKEN_TIMEOUT_DEFAULT_S, TOKEN_TIMEOUT_MAX_S, NewSim
 from harvest.snapshot import handlers as snapshot_handlers
 from harvest.storage.base import DeleteResourceData, UsageKind
 from harvest.web import Handler, json_response, read_json, read_json_object
@@ -48,6 +48,13 @@ async def control_middleware(request: web.Request, handler: Handler) -> web.Stre
     """
     if request.path.startswith(HEALTH_PATH):
         return await handler(request)
+    authorize(request)
+    return await handler(request)
+
+
+def authorize(request: web.Request) -> None:
+    """404 when the control plane is off; 401 without the configured token. The web console's
+    stream (harvest/console) is held to the same rule."""
     settings = request.config_dict[SETTINGS]
     if not settings.control:
         raise HarvestError(errors.CONTROL_DISABLED)
@@ -55,7 +62,6 @@ async def control_middleware(request: web.Request, handler: Handler) -> web.Stre
         given = request.headers.get(TOKEN_HEADER, "")
         if not hmac.compare_digest(given.encode(), settings.control_token.encode()):
             raise HarvestError(errors.CONTROL_TOKEN_REQUIRED)
-    return await handler(request)
 
 
 def _invalid(message: str) -> HarvestError:
@@ -266,6 +272,53 @@ async def create_operator(request: web.Request) -> web.Response:
     )
 
 
+async def list_operators(request: web.Request) -> web.Response:
+    """Every operator, oldest first: id and root email (no secrets)."""
+    return json_response(
+        [
+            {"operatorId": op.operator_id, "email": op.email}
+            for op in request.config_dict[REGISTRY].operators()
+        ]
+    )
+
+
+async def issue_operator_token(request: web.Request) -> web.Response:
+    """An API key and token for the operator, as ``POST /v1/auth`` would give its root user:
+    how the web console (and a test) gets a ``/v1`` session without knowing a password.
+    Optional ``{"tokenTimeoutSeconds": n}``."""
+    operator_id = _operator(request)
+    body = await read_json_object(request, required=False)
+    if set(body) - {"tokenTimeoutSeconds"}:
+        raise _invalid('The body may hold only "tokenTimeoutSeconds".')
+    timeout = body.get("tokenTimeoutSeconds", TOKEN_TIMEOUT_DEFAULT_S)
+    if not isinstance(timeout, int) or isinstance(timeout, bool):
+        raise _invalid("tokenTimeoutSeconds must be a whole number.")
+    if not 1 <= timeout <= TOKEN_TIMEOUT_MAX_S:
+        raise _invalid(f"tokenTimeoutSeconds must be from 1 to {TOKEN_TIMEOUT_MAX_S}.")
+    token = await request.config_dict[REGISTRY].issue_token(operator_id, timeout)
+    return json_response(
+        {"apiKey": token.api_key, "operatorId": token.operator_id, "token": token.token},
+        status=201,
+    )
+
+
+async def list_sims(request: web.Request) -> web.Response:
+    """``?operatorId=``: the operator's SIMs (default: the default operator's) as
+    ``GET /sims/{imsi}`` shows each, with today's write count."""
+    registry = request.config_dict[REGISTRY]
+    operator_id = request.query.get("operatorId") or request.config_dict[SETTINGS].operator_id
+    if registry.operator(operator_id) is None:
+        raise HarvestError(errors.NOT_FOUND, f"No such operator: {operator_id}")
+    day = utc_day(request.config_dict[CLOCK].now_ms())
+    store = request.config_dict[STORE]
+    return json_response(
+        [
+            sim_view(sim, await store.usage_count(operator_id, sim.imsi, day, UsageKind.WRITE))
+            for sim in registry.sims(operator_id)
+        ]
+    )
+
+
 def _clock_view(request: web.Request, state: ClockState | None = None) -> web.Response:
     """The clock; after a change, the instant it was set to (a running clock has moved on
     by the time the housekeeping that the change set off has settled)."""
@@ -416,6 +469,9 @@ def control_app() -> web.Application:
     app.router.add_post("/sims/{imsi}/block", block_sim)
     app.router.add_post("/sims/{imsi}/unblock", unblock_sim)
     app.router.add_post("/operators", create_operator)
+    app.router.add_get("/operators", list_operators)
+    app.router.add_post("/operators/{operator_id}/token", issue_operator_token)
+    app.router.add_get("/sims", list_sims)
     app.router.add_get("/sims/{imsi}/quota", get_quota)
     app.router.add_get("/operators/{operator_id}/meter", get_meter)
     app.router.add_put("/operators/{operator_id}/balance", set_balance)

@@ -179,6 +179,9 @@ MAINTENANCE: Final = ErrorSpec(
 CONTROL_DISABLED: Final = ErrorSpec(
     "HEM9002", 404, "The emulator control plane is disabled.", "control"
 )
+CONSOLE_BUSY: Final = ErrorSpec(
+    "HEM9010", 503, "Every live-update stream of the web console is taken.", "control"
+)
 
 CATALOGUE: Final[tuple[ErrorSpec, ...]] = tuple(
     value for value in tuple(globals().values()) if isinstance(value, ErrorSpec)

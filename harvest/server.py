@@ -98,6 +98,8 @@ def banner(app: web.Application, settings: Settings) -> str:
     lines += [f"  HTTP edge        {url}   (device writes, /v1 API, /_emulator)" for url in http]
     if http:
         lines.append(f"    stands for     {', '.join(REAL_HTTP)}")
+        if settings.console_on:
+            lines.append(f"  web console      {http[0]}/console/   (open it in a browser)")
     for name, label in (("harvest", "Harvest TCP/UDP"), ("unified", "Unified TCP/UDP")):
         for tcp, udp in zip(
             addresses.get(f"{name}-tcp", []), addresses.get(f"{name}-udp", []), strict=True

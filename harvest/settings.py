@@ -166,6 +166,12 @@ class Settings:
     keepalive_timeout: float = _setting(65.0, "HTTP keep-alive idle timeout, seconds (spec A1)")
     control: bool = _setting(True, "serve the /_emulator control plane")
     control_token: str = _setting("", "if set, /_emulator needs X-Emulator-Token: <token>")
+    console: bool = _setting(
+        True, "serve the web console at /console/ (part of the control plane: off with it)"
+    )
+    console_clients: int = _setting(
+        8, "web console: most live-update streams open at once (/console/stream)"
+    )
     operator_id: str = _setting("OP0000000000", "operator provisioned on first start")
     auth_key_id: str = _setting("keyId-harvest-emulator", "its auth key id")
     auth_key: str = _setting("secret-harvest-emulator", "its auth key secret")
@@ -250,6 +256,8 @@ class Settings:
             )
         if not 1 <= self.files_url_seconds <= 604_800:
             raise SettingsError("files_url_seconds must be from 1 to 604800 (7 days)")
+        if not 1 <= self.console_clients <= 1000:
+            raise SettingsError("console_clients must be from 1 to 1000")
         if self.beam_max_skew_ms < 0:
             raise SettingsError("beam_max_skew_ms must not be negative")
         self.ue_routes  # noqa: B018 - validates the map at start
@@ -282,6 +290,11 @@ class Settings:
             ipaddress.ip_address(self.default_session_address)
         except ValueError:
             raise SettingsError("default_session_address must be an IP address") from None
+
+    @property
+    def console_on(self) -> bool:
+        """Whether the web console is served: it is part of the control plane."""
+        return self.control and self.console
 
     @property
     def exposed(self) -> bool:

@@ -71,6 +71,7 @@ async def test_banner_shows_real_addresses_credentials_and_the_default_sim(tmp_p
         "emulator@example.com",
         "001010000000001",
         "127.0.0.1",
+        f"web console      {process.base_url}/console/",
     ):
         assert expected in text
 

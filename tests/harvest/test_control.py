@@ -104,7 +104,8 @@ async def test_an_array_is_all_or_nothing_unless_existing_sims_are_kept(
 ) -> None:
     fleet = [{"imsi": "001019900000001"}, {"imsi": IMSI}]
     status, error = await emulator.control("POST", "/sims", fleet)
-    assert status == 409 and IMSI in error["message"]
+    assert status == 409
+    assert IMSI in error["message"]
     assert (await emulator.control("GET", "/sims/001019900000001"))[0] == 404
     status, sims = await emulator.control("POST", "/sims?existing=keep", fleet)
     assert status == 201
