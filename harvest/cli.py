@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.insert(0, "serve")
     parser = _parser()
     namespace = parser.parse_args(args)
-    if namespace.command in ("device", "fleet"):
+    if namespace.command in ("device", "fleet", "files"):
         return simulator.run(namespace)
     if namespace.command in ("export", "import"):
         return snapshot.run(namespace)

@@ -27,7 +27,7 @@ async def files_context(app: web.Application) -> AsyncIterator[None]:
     index: FileIndex
     blobs: BlobStore
     if database is None:
-        index, blobs = MemoryFileIndex(), MemoryBlobs()
+        index, blobs = MemoryFileIndex(app[STORE]), MemoryBlobs()
     else:
         index, blobs = SqliteFileIndex(database), DiskBlobs(settings.data_dir / "files")
     service = FileService(

@@ -4,6 +4,12 @@ database (table ``files``, schema version 5 of :mod:`harvest.storage.sqlite`) or
 Rows are keyed by (operator, path) and read in the order of the paths' UTF-8 bytes, which is
 ``findFiles``' order (OpenAPI) and SQLite's ``BINARY`` collation. Each change is one
 transaction, committed with ``synchronous=FULL`` before it returns.
+
+An upload's metadata and its usage (the ledger rows that count it) commit together: in SQLite
+the same transaction upserts ``ledger`` with the store's own statement, which adds to what is
+there, as the fold of the store's journal does (docs/storage.md, "The journal"); so a crash
+leaves both or neither (docs/files.md, "Storage and durability"). In memory the rows go to the
+store in the same step of the loop.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from typing import Any, Protocol
 import aiosqlite
 
 from harvest.files.domain import FileRecord
+from harvest.storage.base import RecordUsage, Store, Usage
+from harvest.storage.sqlite_journal import add_usage
+from harvest.storage.sqlite_writes import RECORD_USAGE_SQL
 
 
 class FileIndex(Protocol):
@@ -26,8 +35,8 @@ class FileIndex(Protocol):
 
     async def get(self, operator_id: str, path: str) -> FileRecord | None: ...
 
-    async def put(self, records: Sequence[FileRecord]) -> None:
-        """Insert or replace ``records`` in one transaction."""
+    async def put(self, records: Sequence[FileRecord], usage: Sequence[Usage] = ()) -> None:
+        """Insert or replace ``records`` and add ``usage`` to the ledger, in one transaction."""
 
     async def delete(self, operator_id: str, paths: Sequence[str]) -> None: ...
 
@@ -116,16 +125,20 @@ class SqliteFileIndex:
         found = await self._fetch("WHERE operator_id = ? AND path = ?", (operator_id, path))
         return found[0] if found else None
 
-    async def put(self, records: Sequence[FileRecord]) -> None:
-        await self._transaction(
-            [
-                (
-                    "INSERT OR REPLACE INTO files (operator_id, path, parent, content_type, size,"
-                    " etag, created, modified, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [_row(r) for r in records],
-                )
-            ]
-        )
+    async def put(self, records: Sequence[FileRecord], usage: Sequence[Usage] = ()) -> None:
+        totals: dict[tuple[str, str, str, str], int] = {}
+        for row in usage:
+            add_usage(totals, row)
+        steps: list[tuple[str, Sequence[Sequence[Any]]]] = [
+            (
+                "INSERT OR REPLACE INTO files (operator_id, path, parent, content_type, size,"
+                " etag, created, modified, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_row(r) for r in records],
+            )
+        ]
+        if totals:
+            steps.append((RECORD_USAGE_SQL, [(*key, n) for key, n in totals.items()]))
+        await self._transaction(steps)
 
     async def delete(self, operator_id: str, paths: Sequence[str]) -> None:
         await self._transaction(
@@ -185,9 +198,11 @@ class SqliteFileIndex:
 
 
 class MemoryFileIndex:
-    """:class:`FileIndex` in dictionaries (``--memory``)."""
+    """:class:`FileIndex` in dictionaries (``--memory``); usage goes to ``store`` (the
+    in-memory store, whose ``apply`` awaits nothing) in the same step of the loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
+        self._store = store
         self._rows: dict[str, dict[str, FileRecord]] = {}
 
     async def open(self) -> None:
@@ -203,7 +218,9 @@ class MemoryFileIndex:
     async def get(self, operator_id: str, path: str) -> FileRecord | None:
         return self._rows.get(operator_id, {}).get(path)
 
-    async def put(self, records: Sequence[FileRecord]) -> None:
+    async def put(self, records: Sequence[FileRecord], usage: Sequence[Usage] = ()) -> None:
+        if usage:
+            await self._store.apply([RecordUsage(tuple(usage))])
         for record in records:
             self._rows.setdefault(record.operator_id, {})[record.path] = record
 

@@ -3,7 +3,9 @@
 
 Uploads stream into the blob store first, outside any lock; the metadata commit that makes the
 new version visible, the bookkeeping of bytes stored and the removal of the version it replaced
-follow under one lock, so two uploads to one path leave one of them, whole.
+follow under one lock, so two uploads to one path leave one of them, whole. The upload's ledger
+rows commit in the index's transaction with its metadata (:meth:`FileIndex.put`), so the
+ledger counts exactly the uploads that are stored, whenever the emulator stops.
 
 Metering (docs/files.md): every upload and download, and its bytes, go to the usage ledger for
 the SIM that made it (or the account, through the API), and each UTC day records the most bytes
@@ -160,19 +162,23 @@ class FileService:
             self._metrics.stored_bytes.set(self.stored_bytes())
 
     # --- metering -------------------------------------------------------------------------------
-    async def _peak_row(self, operator_id: str, day: str) -> Usage | None:
-        """The ledger row that raises the day's stored-bytes peak to what is stored now."""
-        key = (operator_id, day)
-        peak = self._peaks.get(key)
+    async def _peak_row(self, operator_id: str, day: str, stored: int) -> Usage | None:
+        """The ledger row that raises the day's stored-bytes peak to ``stored`` bytes, if it
+        is higher; the caller notes the new peak (:meth:`_noted`) once the row is committed."""
+        peak = self._peaks.get((operator_id, day))
         if peak is None:
             peak = await self._store.usage_count(
                 operator_id, ACCOUNT_WIDE, day, UsageKind.FILE_STORED_BYTES
             )
-        now = self._stored.get(operator_id, 0)
-        self._peaks[key] = max(peak, now)
-        if now <= peak:
+            self._peaks[(operator_id, day)] = peak
+        if stored <= peak:
             return None
-        return Usage(operator_id, ACCOUNT_WIDE, day, UsageKind.FILE_STORED_BYTES, now - peak)
+        return Usage(operator_id, ACCOUNT_WIDE, day, UsageKind.FILE_STORED_BYTES, stored - peak)
+
+    def _noted(self, row: Usage | None) -> None:
+        if row is not None:
+            key = (row.operator_id, row.day)
+            self._peaks[key] = self._peaks.get(key, 0) + row.count
 
     async def day_started(self, day: str) -> None:
         """A UTC day began (or the clock moved to it): its peak starts at what is stored."""
@@ -180,11 +186,14 @@ class FileService:
             rows = [
                 row
                 for operator_id in sorted(self._stored)
-                if (row := await self._peak_row(operator_id, day)) is not None
+                if (row := await self._peak_row(operator_id, day, self._stored[operator_id]))
+                is not None
             ]
             self._peaks = {k: v for k, v in self._peaks.items() if k[1] >= day}
-        if rows:
-            await self._store.apply([RecordUsage(tuple(rows))])
+            if rows:
+                await self._store.apply([RecordUsage(tuple(rows))])
+                for row in rows:
+                    self._noted(row)
 
     def _usage(
         self, operator_id: str, imsi: str | None, kinds: tuple[UsageKind, UsageKind], size: int
@@ -238,19 +247,22 @@ class FileService:
                     now,
                     blob.name,
                 )
-                await self.index.put([*created, record])
-                self._add(operator_id, blob.size - (0 if old is None else old.size))
                 rows = self._usage(
                     operator_id, imsi, (UsageKind.FILE_UPLOAD, UsageKind.FILE_UPLOAD_BYTES),
                     blob.size,
                 )  # fmt: skip
-                peak = await self._peak_row(operator_id, utc_day(now))
+                change = blob.size - (0 if old is None else old.size)
+                stored = self.stored_bytes(operator_id) + change
+                peak = await self._peak_row(operator_id, utc_day(now), stored)
+                # the file and the ledger rows that count it: one transaction
+                await self.index.put([*created, record], rows if peak is None else [*rows, peak])
+                self._add(operator_id, change)
+                self._noted(peak)
         except BaseException:
             await self.blobs.delete([blob.name])
             raise
         if old is not None and old.blob is not None:
             await self.blobs.delete([old.blob])
-        await self._store.apply([RecordUsage(tuple(rows if peak is None else [*rows, peak]))])
         if self._metrics is not None:
             self._metrics.uploads.labels("api" if imsi is None else "device").inc()
             self._metrics.uploaded_bytes.inc(blob.size)

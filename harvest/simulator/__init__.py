@@ -1,4 +1,5 @@
-"""Simulated devices: ``harvest-emulator device send`` and ``harvest-emulator fleet``.
+"""Simulated devices: ``harvest-emulator device send``, ``harvest-emulator fleet`` and
+``harvest-emulator files put|get|list``.
 
 A device is a SIM's session address: the emulator identifies the SIM by the sender's IP address
 (spec B2), and on loopback every SIM has its own ``127.x.y.z``, so a socket bound to that address
@@ -12,7 +13,10 @@ device; the server never imports it. By job:
 - :mod:`~harvest.simulator.devices`: one device's message over HTTP, TCP or UDP, and its reply;
 - :mod:`~harvest.simulator.channels`: the socket each SIM of a fleet holds, and the tally;
 - :mod:`~harvest.simulator.fleet`: the load generator, :func:`run_fleet`, and its summary;
-- :mod:`~harvest.simulator.cli`: the two commands' arguments, output and exit status.
+- :mod:`~harvest.simulator.files`: Harvest Files as a SIM (``put``, ``get``) and a backend
+  (``list``);
+- :mod:`~harvest.simulator.args`: what the commands share: argument types, the SIM to act as;
+- :mod:`~harvest.simulator.cli`: the commands' arguments, output and exit status.
 """
 
 from harvest.simulator.cli import add_commands, run

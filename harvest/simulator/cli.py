@@ -1,7 +1,8 @@
 """The simulator's command line: ``harvest-emulator device send`` and ``harvest-emulator
-fleet``, their arguments, and what each prints and exits with.
+fleet``, their arguments, and what each prints and exits with (``files put|get|list`` are
+:mod:`harvest.simulator.files`'s).
 
-Both commands work against any emulator. A loopback session address only routes to a loopback
+The commands work against any emulator. A loopback session address only routes to a loopback
 endpoint, so against a remote endpoint they do not bind one: the emulator then sees this host's
 own address (and attributes the messages to whichever SIM has it, or answers 403).
 """
@@ -11,16 +12,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import json
-import math
 import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from harvest import wire
+from harvest.simulator import files
+from harvest.simulator.args import (
+    BINDING_HELP,
+    add_sim_arguments,
+    fail,
+    imsi,
+    loop_run,
+    non_negative_float,
+    port,
+    positive_float,
+    positive_int,
+    sim_source,
+)
 from harvest.simulator.devices import send_once
 from harvest.simulator.fleet import DEFAULT_IMSI_BASE, FleetConfig, run_fleet
 from harvest.simulator.processes import run_fleet_processes
@@ -32,44 +43,7 @@ from harvest.simulator.target import (
     ProtocolName,
     SimulatorError,
     Target,
-    find_sim,
 )
-
-T = TypeVar("T")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"not a port: {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
 
 
 def _timestamp(text: str) -> int:
@@ -88,27 +62,6 @@ def _hex_bytes(text: str) -> bytes:
         raise argparse.ArgumentTypeError(f"not hex bytes: {text!r}") from None
 
 
-def _address(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text.strip("[]")))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
-
-
-def _imsi(text: str) -> str:
-    if not wire.is_imsi(text):
-        raise argparse.ArgumentTypeError(f"an IMSI is 6 to 15 digits: {text!r}")
-    return text
-
-
-_BINDING_HELP = (
-    "A loopback session address is bound only when the endpoint is on loopback (an IP "
-    "address in 127.0.0.0/8 or ::1, or localhost): against a remote emulator it would not "
-    "route, so the message leaves from this host's own address and the emulator identifies "
-    "the SIM by that."
-)
-
-
 def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint",
@@ -121,14 +74,14 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--harvest-port",
-        type=_port,
+        type=port,
         default=DEFAULT_HARVEST_PORT,
         metavar="PORT",
         help=f"raw TCP/UDP Harvest port (default {DEFAULT_HARVEST_PORT})",
     )
     parser.add_argument(
         "--unified-port",
-        type=_port,
+        type=port,
         default=DEFAULT_UNIFIED_PORT,
         metavar="PORT",
         help=f"raw TCP/UDP Unified Endpoint port (default {DEFAULT_UNIFIED_PORT})",
@@ -147,7 +100,8 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``device`` (with ``device send``) and ``fleet`` on ``harvest-emulator``."""
+    """Register ``device`` (with ``device send``), ``fleet`` and ``files`` (``put``, ``get``,
+    ``list``: :mod:`harvest.simulator.files`) on ``harvest-emulator``."""
     device = subparsers.add_parser(
         "device",
         help="act as one simulated device",
@@ -160,7 +114,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         description=(
             "Send one message from a SIM's session address over HTTP, raw TCP or raw UDP and "
             "print the emulator's reply. Exit status: 0 if stored (201), 1 if refused, 2 if "
-            "the emulator could not be reached. " + _BINDING_HELP
+            "the emulator could not be reached. " + BINDING_HELP
         ),
     )
     _add_target_arguments(send)
@@ -179,19 +133,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         metavar="HEX",
         help="the message as hex bytes, e.g. cafe0001 (application/octet-stream over http)",
     )
-    sim = send.add_mutually_exclusive_group()
-    sim.add_argument(
-        "--imsi",
-        type=_imsi,
-        help="send as this SIM: its session address is looked up through the control plane",
-    )
-    sim.add_argument(
-        "--source",
-        type=_address,
-        metavar="ADDRESS",
-        help="bind this source address (always, even against a remote endpoint); "
-        "with neither --imsi nor --source nothing is bound",
-    )
+    add_sim_arguments(send)
     send.add_argument(
         "--content-type",
         metavar="TYPE",
@@ -205,7 +147,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     send.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=5.0,
         metavar="SECONDS",
         help="how long to wait for the reply (default 5)",
@@ -219,16 +161,16 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             "the control plane if needed), sending at a rate for a time or a count; then print "
             "what was sent, stored and refused (by reason), the achieved rate and the latency. "
             "Exit status: 0 if every message was stored, 1 if some were not, 2 if the emulator "
-            "could not be reached. " + _BINDING_HELP
+            "could not be reached. " + BINDING_HELP
         ),
     )
     _add_target_arguments(fleet)
     fleet.add_argument(
-        "--sims", type=_positive_int, default=10, metavar="N", help="how many SIMs (default 10)"
+        "--sims", type=positive_int, default=10, metavar="N", help="how many SIMs (default 10)"
     )
     fleet.add_argument(
         "--imsi-base",
-        type=_imsi,
+        type=imsi,
         default=DEFAULT_IMSI_BASE,
         metavar="IMSI",
         help=f"IMSI of the first SIM, the others follow (default {DEFAULT_IMSI_BASE}); "
@@ -236,7 +178,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     fleet.add_argument(
         "--rate",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=1.0,
         metavar="PER_SECOND",
         help="messages per second per SIM; 0 sends each as soon as the last is answered "
@@ -244,26 +186,26 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     fleet.add_argument(
         "--duration",
-        type=_positive_float,
+        type=positive_float,
         metavar="SECONDS",
         help="run this long (default 10 s unless --count is given)",
     )
     fleet.add_argument(
         "--count",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="messages per SIM (with --duration: whichever ends first)",
     )
     fleet.add_argument(
         "--size",
-        type=_positive_int,
+        type=positive_int,
         default=60,
         metavar="BYTES",
         help="message size, a JSON-looking body (default 60)",
     )
     fleet.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=2.0,
         metavar="SECONDS",
         help="wait this long for each reply, per datagram for udp (default 2)",
@@ -288,26 +230,14 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     fleet.add_argument(
         "--processes",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="split the SIMs over N generator processes, for rates one process cannot send;"
         " the summary merges them (default 1)",
     )
     fleet.add_argument("--samples-file", type=Path, help=argparse.SUPPRESS)
-
-
-def _loop_run(main: Coroutine[Any, Any, T]) -> T:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"harvest-emulator: error: {message}", file=sys.stderr)
-    return code
+    files.add_commands(subparsers)
 
 
 async def _device_send(namespace: argparse.Namespace) -> int:
@@ -318,7 +248,7 @@ async def _device_send(namespace: argparse.Namespace) -> int:
             ("--content-type", namespace.content_type),
         ):
             if value is not None:
-                return _fail(f"{flag} is for --protocol http only", 2)
+                return fail(f"{flag} is for --protocol http only", 2)
     target = Target.parse(namespace.endpoint, namespace.harvest_port, namespace.unified_port)
     if namespace.text is not None:
         body, content_type = namespace.text.encode(), "text/plain"
@@ -328,20 +258,7 @@ async def _device_send(namespace: argparse.Namespace) -> int:
         body, content_type = namespace.hex_body, "application/octet-stream"
     if namespace.content_type is not None:
         content_type = namespace.content_type
-    source: str | None = namespace.source
-    if namespace.imsi is not None:
-        sim = await asyncio.to_thread(find_sim, target, namespace.control_token, namespace.imsi)
-        if sim is None:
-            return _fail(f"no SIM with IMSI {namespace.imsi} at {target.base}", 1)
-        if sim.session_address is None:
-            return _fail(f"SIM {sim.imsi} has no session address", 1)
-        source = target.source_for(sim.session_address)
-        if source is None:
-            print(
-                f"note: not binding {sim.session_address} (SIM {sim.imsi}'s loopback address): "
-                f"{target.host} is not on loopback, so this host's own address is used",
-                file=sys.stderr,
-            )
+    source = await sim_source(target, namespace.control_token, namespace.imsi, namespace.source)
     reply = await send_once(
         target,
         protocol,
@@ -408,17 +325,19 @@ async def _fleet(namespace: argparse.Namespace) -> int:
 
 
 def run(namespace: argparse.Namespace) -> int:
-    """Run ``device send`` or ``fleet`` as parsed by :func:`add_commands`; the exit status."""
+    """Run ``device send``, ``fleet`` or ``files ...`` as parsed by :func:`add_commands`; the
+    exit status."""
     commands: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "device": _device_send,
         "fleet": _fleet,
+        "files": files.run,
     }
     command = commands.get(getattr(namespace, "command", ""))
     if command is None:
-        return _fail(f"unknown command {getattr(namespace, 'command', None)!r}", 2)
+        return fail(f"unknown command {getattr(namespace, 'command', None)!r}", 2)
     try:
-        return _loop_run(command(namespace))
+        return loop_run(command(namespace))
     except SimulatorError as error:
-        return _fail(str(error), error.exit_code)
+        return fail(str(error), error.exit_code)
     except KeyboardInterrupt:
         return 130

@@ -68,6 +68,9 @@ INSERT INTO ledger VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = CASE
     WHEN kind = 'harvest_day' THEN 1 ELSE count + excluded.count END
 """
+#: The ledger upsert for other connections to the database: Harvest Files' index commits a
+#: file's metadata and its usage with it (docs/files.md, "Storage and durability").
+RECORD_USAGE_SQL = _RECORD_USAGE
 _WIPE = (
     "journal",
     "journal_usage",
