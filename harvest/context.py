@@ -19,7 +19,8 @@ from harvest.faults import Faults
 from harvest.identity import SessionTable
 from harvest.ingest import IngestService
 from harvest.metrics import Metrics, StateCollector
-from harvest.registry import Provisioning, Registry
+from harvest.provisioning import Provisioning
+from harvest.registry import Registry
 from harvest.requestlog import LOG_THROTTLE, REQUEST_LOG
 from harvest.sessions import SessionTracker
 from harvest.settings import Settings

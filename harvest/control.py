@@ -29,7 +29,7 @@ from harvest.context import (
 )
 from harvest.domain import ResourceType, Sim, SimStatus, normalise_address
 from harvest.errors import HarvestError
-from harvest.registry import TOKEN_TIMEOUT_DEFAULT_S, TOKEN_TIMEOUT_MAX_S, NewSim
+from harvest.provisioning import TOKEN_TIMEOUT_DEFAULT_S, TOKEN_TIMEOUT_MAX_S, NewSim
 from harvest.snapshot import handlers as snapshot_handlers
 from harvest.storage.base import DeleteResourceData, UsageKind
 from harvest.web import Handler, json_response, read_json, read_json_object

@@ -8,12 +8,11 @@ are serialised by one lock; reads never wait.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from harvest import errors
@@ -31,6 +30,15 @@ from harvest.domain import (
 )
 from harvest.errors import HarvestError
 from harvest.identity import LoopbackAllocator
+from harvest.provisioning import (
+    Either,
+    NewSim,
+    Provisioning,
+    check_secret,
+    hash_secret,
+    new_sim,
+    utf8,
+)
 from harvest.storage.base import (
     DeleteEverything,
     DeleteGroup,
@@ -46,68 +54,6 @@ from harvest.storage.base import (
 )
 from harvest.storage.state import StateTables
 from quotas.limits import retention_days
-
-#: ``tokenTimeoutSeconds``: default and maximum (OpenAPI ``AuthRequest``, spec A2).
-TOKEN_TIMEOUT_DEFAULT_S = 86_400
-TOKEN_TIMEOUT_MAX_S = 172_800
-
-
-@dataclass(frozen=True, slots=True)
-class Provisioning:
-    """What the first start on an empty data dir creates (overridable in settings)."""
-
-    operator_id: str
-    auth_key_id: str
-    auth_key: str
-    email: str
-    password: str
-    imsi: str
-    session_address: str
-
-
-def _utf8(text: str) -> bytes:
-    """UTF-8 that never fails: JSON can carry lone surrogates (``"\\ud800"``), and header
-    values arrive as arbitrary text; neither may turn a refusal into a 500."""
-    return text.encode("utf-8", "surrogatepass")
-
-
-def hash_secret(secret: str) -> str:
-    """A salted SHA-256; an emulator needs no slow hash, and auth runs on every CLI command."""
-    salt = secrets.token_hex(8)
-    return f"{salt}${hashlib.sha256(_utf8(salt + secret)).hexdigest()}"
-
-
-def check_secret(secret: str, stored: str) -> bool:
-    salt, _, digest = stored.partition("$")
-    candidate = hashlib.sha256(_utf8(salt + secret)).hexdigest()
-    return hmac.compare_digest(candidate, digest)
-
-
-def derived_sim_id(imsi: str) -> str:
-    """A 19-digit ICCID-like id derived from the IMSI (the emulator's SIMs have one IMSI)."""
-    return "8900" + imsi.rjust(15, "0")
-
-
-@dataclass(frozen=True, slots=True)
-class NewSim:
-    """What :meth:`Registry.create_sims` is asked to provision; ``None``: the default."""
-
-    operator_id: str
-    imsi: str | None = None
-    group_id: str | None = None
-    status: SimStatus = SimStatus.READY
-    session_address: str | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-class _Either:
-    """Addresses taken in either of two collections (the registry's, a batch's own)."""
-
-    def __init__(self, first: Container[str], second: Container[str]) -> None:
-        self._first, self._second = first, second
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._first or item in self._second
 
 
 class Registry:
@@ -167,7 +113,7 @@ class Registry:
             created_ms=now,
             modified_ms=now,
         )
-        sim = self._new_sim(
+        sim = new_sim(
             operator.operator_id,
             p.imsi,
             group.group_id,
@@ -190,30 +136,6 @@ class Registry:
     ) -> tuple[Operator, AuthKey]:
         operator = Operator(operator_id, email, hash_secret(password), "", now, now)
         return operator, AuthKey(key_id, hash_secret(key), operator_id)
-
-    def _new_sim(
-        self,
-        operator_id: str,
-        imsi: str,
-        group_id: str | None,
-        status: SimStatus,
-        session_address: str | None,
-        tags: Mapping[str, str],
-        now: int,
-    ) -> Sim:
-        return Sim(
-            imsi=imsi,
-            sim_id=derived_sim_id(imsi),
-            iccid=derived_sim_id(imsi),
-            msisdn="999" + imsi[-10:].rjust(10, "0"),
-            operator_id=operator_id,
-            status=status,
-            group_id=group_id,
-            tags={"name": "", **tags},
-            session_address=session_address,
-            created_ms=now,
-            modified_ms=now,
-        )
 
     async def _commit(self, mutations: list[Mutation]) -> None:
         """Write ``mutations`` through the store, mirror them here, then tell the listeners.
@@ -346,7 +268,7 @@ class Registry:
             raise HarvestError(errors.TOKEN_REQUIRED)
         found = self._tokens.get(token)
         # Bytes, not str: compare_digest refuses non-ASCII str, and a header may hold any text.
-        if found is None or not hmac.compare_digest(_utf8(found.api_key), _utf8(api_key)):
+        if found is None or not hmac.compare_digest(utf8(found.api_key), utf8(api_key)):
             raise HarvestError(errors.TOKEN_REQUIRED, "The API key or token is invalid.")
         if found.expires_ms <= self._clock.now_ms():
             raise HarvestError(errors.TOKEN_REQUIRED, "The API token has expired.")
@@ -503,14 +425,14 @@ class Registry:
                     self.group(spec.operator_id, spec.group_id)
                 address = spec.session_address
                 if address is None:
-                    address = self._allocator.allocate(_Either(self._by_address, addresses))
+                    address = self._allocator.allocate(Either(self._by_address, addresses))
                 elif address in self._by_address or address in addresses:
                     owner = self._by_address[address].imsi if address in self._by_address else "?"
                     raise HarvestError(
                         errors.CONFLICT, f"Session address {address} belongs to SIM {owner}."
                     )
                 try:
-                    sim = self._new_sim(
+                    sim = new_sim(
                         spec.operator_id, imsi, spec.group_id, spec.status, address,
                         spec.tags, now,
                     )  # fmt: skip

@@ -13,7 +13,7 @@ from harvest.api import views
 from harvest.context import QUOTAS, REGISTRY, TOKEN
 from harvest.domain import ApiToken
 from harvest.errors import Dropped, HarvestError
-from harvest.registry import TOKEN_TIMEOUT_DEFAULT_S, TOKEN_TIMEOUT_MAX_S
+from harvest.provisioning import TOKEN_TIMEOUT_DEFAULT_S, TOKEN_TIMEOUT_MAX_S
 from harvest.web import Handler, as_harvest_error, json_response, read_json_object
 from quotas import ratelimit
 from quotas.limits import EXTENDED_PLAN, EXTENDED_RETENTION_DAYS

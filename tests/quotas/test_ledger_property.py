@@ -19,7 +19,8 @@ from harvest.domain import Transport, Upload
 from harvest.errorlog import ErrorLog
 from harvest.identity import SessionTable
 from harvest.ingest import IngestService
-from harvest.registry import Provisioning, Registry
+from harvest.provisioning import Provisioning
+from harvest.registry import Registry
 from harvest.storage import MemoryStore, SqliteStore, Store
 from harvest.storage.base import UsageKind
 from quotas.calendar import DAY_MS, utc_day
