@@ -354,6 +354,8 @@ class RateLimiter:
             settings.device_writes_per_second,
             prune_threshold,
         )
+        #: The one answer while ceilings are off (immutable: shared, not made per write).
+        self._unlimited = Decision(True, self.device_writes.capacity, 0)
         self.api_calls = MinuteBudget(clock, settings.api_calls_per_minute, prune_threshold)
         self.writes_in_flight = InFlight()
         self.calls_in_flight = InFlight()
@@ -363,7 +365,7 @@ class RateLimiter:
         :meth:`TokenBucket.take`). A refused request is over at once; an allowed one is in
         flight until :meth:`device_done`."""
         if not self.settings.enabled:
-            return Decision(True, self.device_writes.capacity, 0)
+            return self._unlimited
         overlapping = self.writes_in_flight.begin(imsi) > 0
         if not (overlapping or self._every):
             return Decision(True, self.device_writes.peek(imsi), 0)
