@@ -378,6 +378,7 @@ def test_files_list_navigate_page_and_show_metadata(page: Page, base: str) -> No
     page.get_by_role("link", name="logs/").click()
     expect(page.locator("#file-list caption")).to_contain_text("/logs/")
     expect(rows).to_have_count(2)
+    assert "null" not in page.locator("main").inner_text()  # no section left out as "null"
     expect(rows.nth(0)).to_contain_text("2026/")  # directories end with /
     page.get_by_role("link", name="2026/").click()
     expect(rows).to_have_count(1)

@@ -253,7 +253,7 @@ export async function render(view, ctx) {
 
   view.replaceChildren(
     ...heading,
-    details,
+    ...(details ? [details] : []),
     section("Directory", h("div", { class: "controls" }, ...here, refresh,
       h("label", { for: "per-page" }, "Per page"), perPage), out, listBox,
       h("div", { class: "controls pager" }, previous, pageNote, following)),
