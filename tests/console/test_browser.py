@@ -8,6 +8,7 @@ and a reset emulator. Every test fails if the page logged a script error.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import shlex
 import shutil
@@ -24,10 +25,12 @@ from tests.support.browser import (
     DESKTOP,
     PHONE,
     Watched,
+    api_headers,
     call,
     chromium_path,
     control,
     launch,
+    put_file,
     watch,
     write,
 )
@@ -40,7 +43,7 @@ LIVE_S = 5  # "appears within a few seconds"
 
 # Without playwright the browser fixture skips (fails in CI) with the reason.
 with contextlib.suppress(ImportError):
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
 
 
 @pytest.fixture(scope="module")
@@ -350,11 +353,161 @@ def test_requests_live_and_fault_rules(page: Page, base: str) -> None:
     expect(rules).to_contain_text("No fault rules")
 
 
-@pytest.mark.parametrize("route", ["", "sims", f"sims/{IMSI}", "groups", "billing", "requests"])
+# --- Harvest Files -------------------------------------------------------------------------------
+def file_status(base: str, path: str) -> int:
+    """getFileMetadata's status for a path of the default operator's private files."""
+    status, _ = call(base, "HEAD", "/v1/files/private" + path, headers=api_headers(base))
+    return status
+
+
+def test_files_list_navigate_page_and_show_metadata(page: Page, base: str) -> None:
+    assert put_file(base, "/logs/boot.log", b"boot ok\n", "text/plain") == 201
+    assert put_file(base, "/logs/2026/03.txt", b"march") == 201
+    assert put_file(base, "/readme.txt", b"hello", "text/plain") == 201
+    for i in range(12):
+        assert put_file(base, f"/many/f{i:02}.bin", bytes([i])) == 201
+    console(page, base, "files")
+    rows = page.locator("#file-list tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("logs/")
+    expect(rows.nth(1)).to_contain_text("many/")
+    expect(rows.nth(2)).to_contain_text("readme.txt")
+    expect(rows.nth(2)).to_contain_text("5 bytes")
+    expect(rows.nth(2)).to_contain_text("text/plain")
+    # into a directory, deeper, back with the browser and up with the page
+    page.get_by_role("link", name="logs/").click()
+    expect(page.locator("#file-list caption")).to_contain_text("/logs/")
+    expect(rows).to_have_count(2)
+    assert "null" not in page.locator("main").inner_text()  # no section left out as "null"
+    expect(rows.nth(0)).to_contain_text("2026/")  # directories end with /
+    page.get_by_role("link", name="2026/").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("03.txt")
+    crumbs = page.get_by_role("navigation", name="Path").get_by_role("link")
+    expect(crumbs).to_have_text(["private", "logs", "2026"])
+    expect(crumbs.last).to_have_attribute("aria-current", "page")
+    page.go_back()
+    expect(page.locator("#file-list caption")).to_contain_text("/logs/ ")
+    expect(rows).to_have_count(2)
+    page.get_by_role("link", name="Up one level").click()
+    expect(rows).to_have_count(3)
+    # paging: last_evaluated_key and x-soracom-next-key
+    page.get_by_role("link", name="many/").click()
+    expect(rows).to_have_count(12)
+    page.get_by_label("Per page").select_option("10")
+    expect(rows).to_have_count(10)
+    expect(rows.first).to_contain_text("f00.bin")
+    page.get_by_role("button", name="Next page").click()
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("f10.bin")
+    expect(page.locator("#page-note")).to_have_text("Page 2 (the last)")
+    expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+    page.get_by_role("button", name="Previous page").click()
+    expect(rows.first).to_contain_text("f00.bin")
+    # a file's metadata: getFileMetadata (HEAD)
+    page.goto(f"{base}/console/#/files/")
+    page.get_by_role("link", name="readme.txt").click()
+    details = page.locator("#file-details")
+    expect(details).to_contain_text("5 bytes")
+    expect(details).to_contain_text("text/plain")
+    expect(details).to_contain_text(hashlib.md5(b"hello").hexdigest())
+    expect(details.locator("time")).to_have_count(1)
+
+
+def test_upload_through_the_page_then_list_and_download_it(page: Page, base: str) -> None:
+    body = bytes(range(256)) * 40 + "ünïcode".encode()
+    console(page, base, "files")
+    expect(page.locator("#file-list")).to_contain_text("No files yet")
+    page.get_by_label("File", exact=True).set_input_files(
+        files=[FilePayload(name="fw.bin", mimeType="application/x-firmware", buffer=body)]
+    )
+    expect(page.get_by_label("Name under /")).to_have_value("fw.bin")
+    expect(page.get_by_label("Content type")).to_have_value("application/x-firmware")
+    page.get_by_label("Name under /").fill("ota/fw.bin")
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#files-message")).to_contain_text("Uploaded /ota/fw.bin (10,249 bytes")
+    rows = page.locator("#file-list tbody tr")
+    expect(rows).to_have_count(1)
+    page.get_by_role("link", name="ota/").click()
+    expect(rows.first).to_contain_text("fw.bin")
+    expect(rows.first).to_contain_text("application/x-firmware")
+    # through getFile's 302 to the signed URL, saved by the browser
+    with page.expect_download() as downloading:
+        rows.first.get_by_role("button", name="Download").click()
+    download = downloading.value
+    assert download.suggested_filename == "fw.bin"
+    saved = download.path()
+    assert saved is not None
+    assert saved.read_bytes() == body
+    link = page.locator("#files-message").get_by_role("link", name="signed download URL")
+    href = link.get_attribute("href")
+    assert href is not None
+    assert "/_harvest_files/" in href
+    assert "signature=" in href
+    with page.expect_download() as again:  # the URL itself works too, without the API session
+        link.click()
+    saved = again.value.path()
+    assert saved is not None
+    assert saved.read_bytes() == body
+    assert file_status(base, "/ota/fw.bin") == 200
+
+
+def test_delete_a_file_after_confirming(page: Page, base: str) -> None:
+    assert put_file(base, "/logs/a.txt", b"a") == 201
+    assert put_file(base, "/logs/b.txt", b"b") == 201
+    console(page, base, "files/logs/")
+    rows = page.locator("#file-list tbody tr")
+    expect(rows).to_have_count(2)
+    dialog = page.locator("#confirm")
+    rows.first.get_by_role("button", name="Delete a.txt").click()
+    expect(dialog).to_contain_text("Delete the file /logs/a.txt?")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(rows).to_have_count(2)
+    assert file_status(base, "/logs/a.txt") == 200
+    rows.first.get_by_role("button", name="Delete a.txt").click()
+    dialog.get_by_role("button", name="Delete").click()
+    expect(page.locator("#files-message")).to_have_text("Deleted /logs/a.txt.")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("b.txt")
+    assert file_status(base, "/logs/a.txt") == 404
+    assert file_status(base, "/logs/b.txt") == 200
+
+
+def test_a_directory_is_deleted_only_when_empty(watched: Watched, base: str) -> None:
+    watched.expected_statuses.add(400)  # deleteDirectory's refusal, shown on the page
+    page = watched.page
+    assert put_file(base, "/logs/a.txt", b"a") == 201
+    console(page, base, "files")
+    rows = page.locator("#file-list tbody tr")
+    dialog = page.locator("#confirm")
+    rows.first.get_by_role("button", name="Delete logs/").click()
+    expect(dialog).to_contain_text("Delete the directory /logs/?")
+    dialog.get_by_role("button", name="Delete").click()
+    message = page.locator("#files-message")
+    expect(message).to_have_text("The directory /logs/ is not empty. (HEM1009)")
+    expect(message).to_have_attribute("role", "alert")
+    expect(rows).to_have_count(1)
+    # empty it, then delete it from inside: back at the root, nothing left
+    page.get_by_role("link", name="logs/").click()
+    page.get_by_role("button", name="Delete a.txt").click()
+    dialog.get_by_role("button", name="Delete").click()
+    expect(page.locator("#file-list")).to_contain_text("This directory is empty.")
+    page.get_by_role("button", name="Delete this directory").click()
+    dialog.get_by_role("button", name="Delete").click()
+    expect(page.locator("#file-list caption")).to_contain_text("/ (page 1, 0 entries)")
+    expect(page.locator("#file-list")).to_contain_text("No files yet")
+    status, _ = call(base, "GET", "/v1/files/private/logs/", headers=api_headers(base))
+    assert status == 404
+
+
+@pytest.mark.parametrize(
+    "route", ["", "sims", f"sims/{IMSI}", "groups", "billing", "requests", "files/logs/"]
+)
 def test_every_page_fits_a_phone_and_labels_its_controls(
     browser: Browser, base: str, route: str
 ) -> None:
     assert write(base, '{"temp":1,"hum":2}') == 201
+    assert put_file(base, "/logs/a-rather-long-name-for-a-phone.txt", b"x" * 2000) == 201
     for watched in open_page(browser, PHONE):
         page = watched.page
         console(page, base, route)

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,15 +137,45 @@ def write(
         return int(error.code)
 
 
+def api_headers(base_url: str, operator_id: str = "OP0000000000") -> dict[str, str]:
+    """An API session of the operator, as ``/v1`` takes it (the control plane issues it)."""
+    session = control(base_url, "POST", f"/operators/{operator_id}/token")
+    return {"X-Soracom-API-Key": session["apiKey"], "X-Soracom-Token": session["token"]}
+
+
+def put_file(
+    base_url: str, path: str, body: bytes, content_type: str = "application/octet-stream"
+) -> int:
+    """``putFile`` of the default operator: ``body`` at ``path`` (``/logs/a.txt``)."""
+    headers = {**api_headers(base_url), "Content-Type": content_type}
+    url = base_url + "/v1/files/private" + urllib.parse.quote(path)
+    request = urllib.request.Request(url, data=body, method="PUT", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
+
+
 def seed(base_url: str, now_ms: int, points: int = 30) -> None:
     """A morning of readings for the default SIM (temperature and humidity a minute apart, one
-    binary write), a second SIM, and a fault rule: enough for every page to show something."""
+    binary write), a second SIM, a fault rule and a few files: enough for every page to show
+    something."""
     for i in range(points):
         reading = {"temp": round(20 + (i % 7) * 0.4, 1), "hum": 40 + (i % 5), "battery": 3.3}
         assert write(base_url, json.dumps(reading), timestamp=now_ms - (points - i) * 60_000) == 201
     assert write(base_url, b"\x01\x02\xfe", "application/octet-stream") == 201
     control(base_url, "POST", "/sims", {})
     control(base_url, "POST", "/faults", {"effect": "status", "status": 500, "protocol": "udp"})
+    for path, body, content_type in SEED_FILES:
+        assert put_file(base_url, path, body, content_type) == 201
+
+
+#: Harvest Files for the file browser's picture: logs by day, a firmware image, a photo.
+SEED_FILES = (
+    ("/logs/2026-03-09.txt", b"boot ok\n" * 40, "text/plain"),
+    ("/logs/2026-03-10.txt", b"boot ok\nlow battery\n" * 12, "text/plain"),
+    ("/ota/fw-1.4.2.bin", bytes(range(256)) * 800, "application/octet-stream"),
+    ("/camera/front.jpg", b"\xff\xd8\xff\xe0" + bytes(4000), "image/jpeg"),
+    ("/config.json", b'{"interval": 60}', "application/json"),
+)
 
 
 def screenshot_dir() -> Path:

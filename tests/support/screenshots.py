@@ -24,6 +24,7 @@ PAGES = (
     ("groups", "groups"),
     ("billing", "billing"),
     ("requests", "requests"),
+    ("files", "files/logs/2026-03-10.txt"),
 )
 
 

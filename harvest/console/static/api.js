@@ -108,6 +108,29 @@ export async function v1(method, path, { params, body } = {}) {
 
 export async function get(path, params) { return (await v1("GET", path, { params })).data; }
 
+/** A SORACOM API call whose answer is not JSON (Harvest Files: a body to upload, a file to
+ * download through getFile's redirect, getFileMetadata's headers): the fetch Response, after
+ * following redirects on the emulator itself; throws ApiError unless it is 2xx. */
+export async function v1Raw(method, path, { params, body, headers } = {}) {
+  for (let tries = 0; ; tries += 1) {
+    if (!session) await openSession();
+    const response = await fetch("/v1" + path + query(params), {
+      method, body, cache: "no-store",
+      headers: { ...headers, "X-Soracom-API-Key": session.apiKey, "X-Soracom-Token": session.token },
+    });
+    if (response.status === 401 && tries === 0) { session = null; continue; }
+    if (!response.ok) {
+      let data = null;
+      if (method !== "HEAD") {
+        const text = await response.text();
+        try { data = JSON.parse(text); } catch { data = text || null; }
+      }
+      throw new ApiError(response.status, data);
+    }
+    return response;
+  }
+}
+
 /** Every page of a paged /v1 list (x-soracom-next-key), up to `most` items. */
 export async function getAll(path, params = {}, most = 10000) {
   const items = [];

@@ -7,10 +7,11 @@ import * as sim from "./pages/sim.js";
 import * as groups from "./pages/groups.js";
 import * as billing from "./pages/billing.js";
 import * as requests from "./pages/requests.js";
+import * as files from "./pages/files.js";
 
-// Pages by the first part of the hash: #/sims/001010000000001 is sims-detail.
-// TODO(Harvest Files, issue 14 item 7): add `files` (pages/files.js) once Harvest Files lands.
-const PAGES = { "": overview, sims, sim, groups, billing, requests };
+// Pages by the first part of the hash: #/sims/001010000000001 is sims-detail; #/files/logs/
+// is the directory /logs/ of Harvest Files.
+const PAGES = { "": overview, sims, sim, groups, billing, requests, files };
 
 /** Everything the pages share: live events, the clock as last seen, a way to re-render. */
 export const live = new EventTarget();
