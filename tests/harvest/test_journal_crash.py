@@ -113,6 +113,10 @@ async def test_a_kill_during_the_start_up_fold_leaves_the_journal_whole(tmp_path
             month = time.strftime("%Y%m", time.gmtime(start_ms / 1000))
             bill = await api.get(f"/v1/bills/{month}")
             assert bill.status == 200  # the month's bill reads the folded ledger
+            # 150,000 writes of one SIM on one day: 2,000 in the bundle, 148,000 at 0.00004 USD
+            # (logging-service-terms Schedule 2(1); docs/billing.md) = 5.92 USD, counted once
+            # (no Harvest-enabled day was journalled, so no option fee)
+            assert bill.json["amount"] == 5.92
     assert journal_rows(database) == 0
     assert ledger_writes(database)[IMSI] == rows
 
