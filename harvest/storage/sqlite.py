@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,6 @@ from typing import Any
 import aiosqlite
 
 from harvest.domain import DataEntry, ResourceMetadata, ResourceType
-from harvest.storage import codec
 from harvest.storage.base import (
     CategoryQuery,
     EntryQuery,
@@ -37,7 +36,10 @@ from harvest.storage.base import (
     Usage,
     UsageKind,
 )
-from harvest.storage.sqlite_journal import JOURNAL_SCHEMA
+from harvest.storage.sqlite_reads import SqliteSnapshot, read_state
+from harvest.storage.sqlite_schema import MIGRATIONS as MIGRATIONS
+from harvest.storage.sqlite_schema import SCHEMA as SCHEMA
+from harvest.storage.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from harvest.storage.sqlite_writes import (
     WriterCaches,
     commit_on_writer_thread,
@@ -45,86 +47,6 @@ from harvest.storage.sqlite_writes import (
 )
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 5
-
-SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS operators (operator_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS auth_keys (key_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sims (imsi TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-    operator_id TEXT NOT NULL,
-    resource_type TEXT NOT NULL,
-    resource_id TEXT NOT NULL,
-    time INTEGER NOT NULL,
-    content_type TEXT NOT NULL,
-    content TEXT NOT NULL,
-    category TEXT,
-    PRIMARY KEY (operator_id, resource_type, resource_id, time)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entries_by_category
-    ON entries (operator_id, category, time, resource_type, resource_id)
-    WHERE category IS NOT NULL;
-CREATE TABLE IF NOT EXISTS resources (
-    operator_id TEXT NOT NULL,
-    resource_type TEXT NOT NULL,
-    resource_id TEXT NOT NULL,
-    last_modified INTEGER NOT NULL,
-    attribute_names TEXT NOT NULL,
-    PRIMARY KEY (operator_id, resource_type, resource_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ledger (
-    operator_id TEXT NOT NULL,
-    day TEXT NOT NULL,
-    imsi TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (operator_id, day, imsi, kind)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ledger_by_day ON ledger (day, kind);
-CREATE TABLE IF NOT EXISTS files (
-    operator_id TEXT NOT NULL,
-    path TEXT NOT NULL,
-    parent TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    created INTEGER NOT NULL,
-    modified INTEGER NOT NULL,
-    blob TEXT,
-    PRIMARY KEY (operator_id, path)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS files_by_parent ON files (operator_id, parent, path);
-CREATE INDEX IF NOT EXISTS files_by_modified ON files (modified) WHERE blob IS NOT NULL;
-"""
-    + JOURNAL_SCHEMA
-)
-
-#: Upgrades from each older schema version to the next (run in order, in one transaction).
-MIGRATIONS = {
-    # 1 -> 2: per-SIM daily write counts become the usage ledger (writes, reads, Harvest days).
-    1: """
-INSERT INTO ledger SELECT operator_id, day, imsi, 'write', count FROM write_counts;
-DROP TABLE write_counts;
-""",
-    # 2 -> 3: version 2 metered reads of resources that were not the operator's SIMs (a SIM id,
-    # another operator's IMSI, any string in /subscribers/{imsi}/data); such rows made every
-    # bill of the month fail. Reads are metered only for the operator's own SIMs since.
-    2: """
-DELETE FROM ledger WHERE kind IN ('read', 'read_bytes') AND NOT EXISTS (
-    SELECT 1 FROM sims
-    WHERE sims.imsi = ledger.imsi AND json_extract(sims.doc, '$.operator_id') = ledger.operator_id
-);
-""",
-    # 3 -> 4: the append-only journal of device writes (its tables are in SCHEMA).
-    3: "",
-    # 4 -> 5: Harvest Files' metadata (harvest/files/index.py); SCHEMA creates its table.
-    4: "",
-}
 
 #: Below ``fold_after`` journalled writes (setting ``journal_fold_rows``), the journal is folded
 #: when the writer has been idle this long, or when a read needs it.
@@ -141,69 +63,6 @@ class _Waiter:
     future: asyncio.Future[Replaced]
     #: A read waits for the journal to be folded (:meth:`SqliteStore._folded`).
     fold: bool = False
-
-
-async def _read_state(db: aiosqlite.Connection) -> StateSnapshot:
-    async def docs(table: str) -> list[str]:
-        return [row[0] for row in await db.execute_fetchall(f"SELECT doc FROM {table}", ())]
-
-    provisioned = bool(
-        list(await db.execute_fetchall("SELECT 1 FROM meta WHERE key = 'provisioned'", ()))
-    )
-    return StateSnapshot(
-        provisioned=provisioned,
-        operators=tuple(codec.load_operator(d) for d in await docs("operators")),
-        auth_keys=tuple(codec.load_auth_key(d) for d in await docs("auth_keys")),
-        tokens=tuple(codec.load_token(d) for d in await docs("tokens")),
-        groups=tuple(codec.load_group(d) for d in await docs("groups")),
-        sims=tuple(codec.load_sim(d) for d in await docs("sims")),
-    )
-
-
-class _SqliteSnapshot:
-    """The SQLite store's :class:`~harvest.storage.base.SnapshotReader`: one read transaction on
-    a connection of its own. WAL keeps that transaction's view of the database (from its first
-    read) however long it lasts, while the writer goes on committing; each table is read in
-    primary-key order by one statement, a page per trip to aiosqlite's thread."""
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    async def load_state(self) -> StateSnapshot:
-        return await _read_state(self._db)
-
-    async def entries(self, page: int) -> AsyncGenerator[list[DataEntry], None]:
-        async with self._db.execute(
-            "SELECT operator_id, resource_type, resource_id, time, content_type, content, "
-            "category FROM entries ORDER BY operator_id, resource_type, resource_id, time"
-        ) as cursor:
-            while rows := await cursor.fetchmany(page):
-                yield [
-                    DataEntry(op, ResourceType(rt), rid, time, ctype, content, category)
-                    for op, rt, rid, time, ctype, content, category in rows
-                ]
-
-    async def resources(self, page: int) -> AsyncGenerator[list[ResourceMetadata], None]:
-        async with self._db.execute(
-            "SELECT operator_id, resource_type, resource_id, last_modified, attribute_names "
-            "FROM resources ORDER BY operator_id, resource_type, resource_id"
-        ) as cursor:
-            while rows := await cursor.fetchmany(page):
-                yield [
-                    ResourceMetadata(op, ResourceType(rt), rid, last, tuple(json.loads(names)))
-                    for op, rt, rid, last, names in rows
-                ]
-
-    async def ledger(self, page: int) -> AsyncGenerator[list[Usage], None]:
-        async with self._db.execute(
-            "SELECT operator_id, day, imsi, kind, count FROM ledger "
-            "ORDER BY operator_id, day, imsi, kind"
-        ) as cursor:
-            while rows := await cursor.fetchmany(page):
-                yield [
-                    Usage(op, imsi, day, UsageKind(kind), count)
-                    for op, day, imsi, kind, count in rows
-                ]
 
 
 class SqliteStore:
@@ -436,7 +295,7 @@ class SqliteStore:
 
     async def load_state(self) -> StateSnapshot:
         assert self._reader is not None, "the store is not open"
-        return await _read_state(self._reader)  # the state is never journalled
+        return await read_state(self._reader)  # the state is never journalled
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SnapshotReader]:
@@ -448,7 +307,7 @@ class SqliteStore:
             await db.execute("PRAGMA busy_timeout = 5000")
             await db.execute("PRAGMA query_only = 1")
             await db.execute("BEGIN")
-            reader = _SqliteSnapshot(db)
+            reader = SqliteSnapshot(db)
             await reader.load_state()  # the first read fixes the transaction's view
             yield reader
         finally:
