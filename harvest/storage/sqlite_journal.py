@@ -123,40 +123,39 @@ def try_journal(
     the caller's transaction (see the module docstring)."""
     seen: dict[Key, int] = {}
     replaced = [0] * len(mutations)
-    for position, mutation in enumerate(mutations):
-        if isinstance(mutation, RecordUsage):
-            continue
-        if not isinstance(mutation, PutEntries):
-            return None
-        for entry in mutation.entries:
-            key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
-            last = seen.get(key)
-            if last is None:
-                last = _newest(db, newest, key)
-            if entry.time < last:
-                return None  # it may replace any entry: the full path says which
-            if entry.time == last:
-                replaced[position] += 1
-            seen[key] = entry.time
     rows: list[tuple[Any, ...]] = []
     usage: dict[tuple[str, str, str, str], int] = {}
     touched: dict[Key, set[str]] = {}
-    for mutation in mutations:
-        assert isinstance(mutation, PutEntries | RecordUsage)  # checked above
+    empty: frozenset[str] = frozenset()
+    # One pass: the rows are built as the batch is checked, and dropped if it cannot be
+    # journalled (a full-path batch is the rare one).
+    for position, mutation in enumerate(mutations):
         if isinstance(mutation, PutEntries):
+            written = mutation.written_ms
             for entry in mutation.entries:
                 key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
+                time = entry.time
+                last = seen.get(key)
+                if last is None:
+                    last = _newest(db, newest, key)
+                if time < last:
+                    return None  # it may replace any entry: the full path says which
+                if time == last:
+                    replaced[position] += 1
+                seen[key] = time
                 names = entry.attribute_names()
                 stored = None
                 if names:
-                    had = touched.get(key) or known.get(key, frozenset())
+                    had = touched.get(key) or known.get(key, empty)
                     if not had.issuperset(names):
                         touched.setdefault(key, set(had)).update(names)
                         stored = json.dumps(sorted(touched[key]))
                 rows.append(
-                    (*key, entry.time, entry.content_type, entry.content, entry.category,
-                     mutation.written_ms, stored)
+                    (*key, time, entry.content_type, entry.content, entry.category, written,
+                     stored)
                 )  # fmt: skip
+        elif not isinstance(mutation, RecordUsage):
+            return None
         for row in mutation.usage:
             add_usage(usage, row)
     db.executemany(_APPEND, rows)
