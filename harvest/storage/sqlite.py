@@ -36,6 +36,7 @@ from harvest.storage.base import (
     Usage,
     UsageKind,
 )
+from harvest.storage.sqlite_journal import ADD_ROW_USAGE
 from harvest.storage.sqlite_reads import SqliteSnapshot, read_state
 from harvest.storage.sqlite_schema import MIGRATIONS as MIGRATIONS
 from harvest.storage.sqlite_schema import SCHEMA as SCHEMA
@@ -133,6 +134,9 @@ class SqliteStore:
         await db.executescript(SCHEMA)
         if version:
             script = "".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
+            columns = [row[1] for row in await db.execute_fetchall("PRAGMA table_info(journal)")]
+            if "usage_day" not in columns:  # a journal of schema 4 or 5 (MIGRATIONS[5])
+                script += ADD_ROW_USAGE
             if script:
                 await db.executescript(f"BEGIN;\n{script}\nCOMMIT;")
         await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

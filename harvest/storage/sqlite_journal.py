@@ -52,7 +52,10 @@ CREATE TABLE IF NOT EXISTS journal (
     content TEXT NOT NULL,
     category TEXT,
     written INTEGER NOT NULL,
-    names TEXT
+    names TEXT,
+    usage_day TEXT,
+    usage_bucket TEXT,
+    weight INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS journal_usage (
     seq INTEGER PRIMARY KEY,
@@ -64,7 +67,13 @@ CREATE TABLE IF NOT EXISTS journal_usage (
 );
 """
 
-_APPEND = "INSERT INTO journal VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_APPEND = "INSERT INTO journal VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: Journal tables of schema 5 gain the per-row usage (``MIGRATIONS[5]``).
+ADD_ROW_USAGE = """
+ALTER TABLE journal ADD COLUMN usage_day TEXT;
+ALTER TABLE journal ADD COLUMN usage_bucket TEXT;
+ALTER TABLE journal ADD COLUMN weight INTEGER NOT NULL DEFAULT 0;
+"""
 _APPEND_USAGE = "INSERT INTO journal_usage VALUES (NULL, ?, ?, ?, ?, ?)"
 
 # Rows in key order, so each resource's B-tree pages are written once per fold; seq last, so a
@@ -90,9 +99,22 @@ FROM journal_usage WHERE true GROUP BY operator_id, day, imsi, kind
 ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = CASE
     WHEN kind = 'harvest_day' THEN 1 ELSE count + excluded.count END
 """
+# A device write's usage rides on its journal rows (see _row_usage): one write of its day and
+# one of its 5-minute bucket per row of weight 1, summed here per SIM.
+_FOLD_ROW_USAGE = """
+INSERT INTO ledger
+SELECT operator_id, {column}, resource_id, '{kind}', sum(weight)
+FROM journal WHERE weight > 0 GROUP BY operator_id, {column}, resource_id
+ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = count + excluded.count
+"""
+_FOLD_WRITES = _FOLD_ROW_USAGE.format(column="usage_day", kind=UsageKind.WRITE.value)
+_FOLD_WRITES_5MIN = _FOLD_ROW_USAGE.format(column="usage_bucket", kind=UsageKind.WRITE_5MIN.value)
 _NEWEST = (
     "SELECT max(time) FROM entries WHERE operator_id = ? AND resource_type = ? AND resource_id = ?"
 )
+
+_WRITE = UsageKind.WRITE
+_WRITE_5MIN = UsageKind.WRITE_5MIN
 
 Key = tuple[str, str, str]
 #: Per resource, the newest entry time stored (or journalled); see the module docstring.
@@ -132,7 +154,8 @@ def try_journal(
     for position, mutation in enumerate(mutations):
         if isinstance(mutation, PutEntries):
             written = mutation.written_ms
-            for entry in mutation.entries:
+            day, bucket, weighted = _row_usage(mutation)
+            for index, entry in enumerate(mutation.entries):
                 key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
                 time = entry.time
                 last = seen.get(key)
@@ -152,8 +175,10 @@ def try_journal(
                         stored = json.dumps(sorted(touched[key]))
                 rows.append(
                     (*key, time, entry.content_type, entry.content, entry.category, written,
-                     stored)
+                     stored, day, bucket, 1 if index < weighted else 0)
                 )  # fmt: skip
+            if weighted:
+                continue  # its usage is on its rows
         elif not isinstance(mutation, RecordUsage):
             return None
         for row in mutation.usage:
@@ -165,6 +190,30 @@ def try_journal(
     for key, added in touched.items():
         known[key] = frozenset(added)
     return tuple(replaced)
+
+
+def _row_usage(mutation: PutEntries) -> tuple[str | None, str | None, int]:
+    """``(day, bucket, n)`` when the write's usage is a device write's, ``n`` writes on its
+    SIM's day and 5-minute bucket (its first ``n`` entries are the counted ones: a fault's
+    duplicates follow them uncounted); else ``(None, None, 0)``: its usage goes to
+    ``journal_usage`` as it is."""
+    usage, entries = mutation.usage, mutation.entries
+    if len(usage) != 2 or not entries:
+        return None, None, 0
+    writes, buckets = usage
+    first = entries[0]
+    if (
+        writes.kind is _WRITE
+        and buckets.kind is _WRITE_5MIN
+        and writes.count == buckets.count
+        and 0 < writes.count <= len(entries)
+        and writes.imsi == buckets.imsi == first.resource_id
+        and writes.operator_id == buckets.operator_id == first.operator_id
+        and all(e.resource_id == first.resource_id and e.operator_id == first.operator_id
+                for e in entries)
+    ):  # fmt: skip
+        return writes.day, buckets.day, writes.count
+    return None, None, 0
 
 
 def add_usage(totals: dict[tuple[str, str, str, str], int], row: Usage) -> None:
@@ -211,6 +260,8 @@ def fold(db: sqlite3.Connection, resource_sql: str) -> int:
                 (operator_id, rtype, rid, written, json.dumps(sorted(union)) if union else "[]")
             )
         db.executemany(resource_sql, resources)
+        db.execute(_FOLD_WRITES)
+        db.execute(_FOLD_WRITES_5MIN)
         db.execute("DELETE FROM journal")
     db.execute(_FOLD_LEDGER)
     db.execute("DELETE FROM journal_usage")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harvest.storage.sqlite_journal import JOURNAL_SCHEMA
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA = (
     """
@@ -83,4 +83,8 @@ DELETE FROM ledger WHERE kind IN ('read', 'read_bytes') AND NOT EXISTS (
     3: "",
     # 4 -> 5: Harvest Files' metadata (harvest/files/index.py); SCHEMA creates its table.
     4: "",
+    # 5 -> 6: a device write's usage rides on its journal rows (sqlite_journal._row_usage); the
+    # journal's new columns are added by SqliteStore._prepare where the table lacks them (a
+    # schema-3 file gets the new table from SCHEMA, so the change cannot be a fixed script).
+    5: "",
 }

@@ -74,19 +74,28 @@ async def test_kills_while_folding_under_load_lose_nothing_acknowledged(tmp_path
 
 def crash_journal(path: Path, rows: int, start_ms: int) -> None:
     """What a crash under load leaves: ``rows`` journalled writes of the default SIM, with their
-    usage, not folded."""
+    usage, not folded: two thirds of them carrying their usage on their rows (device writes),
+    the rest with it in ``journal_usage`` (the general form)."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(start_ms / 1000))
+    bucket = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(start_ms / 1000))
+    on_rows = rows * 2 // 3
     with sqlite3.connect(path) as db:
         db.executemany(
-            "INSERT INTO journal VALUES (NULL, ?, 'Subscriber', ?, ?, 'application/json', ?, "
-            "NULL, ?, ?)",
+            "INSERT INTO journal (operator_id, resource_type, resource_id, time, content_type,"
+            " content, category, written, names, usage_day, usage_bucket, weight)"
+            " VALUES (?, 'Subscriber', ?, ?, 'application/json', ?, NULL, ?, ?, ?, ?, ?)",
             (
-                (OP, IMSI, start_ms + i, f'{{"n":{i}}}', start_ms + i, '["n"]' if i == 0 else None)
+                (
+                    OP, IMSI, start_ms + i, f'{{"n":{i}}}', start_ms + i,
+                    '["n"]' if i == 0 else None,
+                    *((day, bucket, 1) if i < on_rows else (None, None, 0)),
+                )
                 for i in range(rows)
             ),
-        )
-        day = time.strftime("%Y-%m-%d", time.gmtime(start_ms / 1000))
+        )  # fmt: skip
         db.execute(
-            "INSERT INTO journal_usage VALUES (NULL, ?, ?, ?, 'write', ?)", (OP, day, IMSI, rows)
+            "INSERT INTO journal_usage VALUES (NULL, ?, ?, ?, 'write', ?)",
+            (OP, day, IMSI, rows - on_rows),
         )
     db.close()
 
@@ -138,3 +147,46 @@ def start_killed_in_fold(data_dir: Path) -> subprocess.Popen[str]:
     popen.wait()
     popen.stdout.close()
     return popen
+
+
+async def test_a_schema_5_journal_left_by_a_crash_is_upgraded_and_folded(tmp_path: Path) -> None:
+    """Schema 6 moved a device write's usage onto its journal rows. A file an older emulator
+    left with a journal of the old shape (a crash) gets the new columns and is folded whole."""
+    from harvest.storage.sqlite import SqliteStore
+
+    path = tmp_path / "harvest.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            DROP TABLE journal;
+            CREATE TABLE journal (
+                seq INTEGER PRIMARY KEY, operator_id TEXT NOT NULL, resource_type TEXT NOT NULL,
+                resource_id TEXT NOT NULL, time INTEGER NOT NULL, content_type TEXT NOT NULL,
+                content TEXT NOT NULL, category TEXT, written INTEGER NOT NULL, names TEXT);
+            INSERT INTO journal VALUES
+                (NULL, 'OP0000000000', 'Subscriber', '001010000000001', 1, 'text/plain', 'a',
+                 NULL, 1, NULL),
+                (NULL, 'OP0000000000', 'Subscriber', '001010000000001', 2, 'text/plain', 'b',
+                 NULL, 2, NULL);
+            INSERT INTO journal_usage VALUES
+                (NULL, 'OP0000000000', '1970-01-01', '001010000000001', 'write', 2);
+            PRAGMA user_version = 5;
+            """
+        )
+    db.close()
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        entries = db.execute("SELECT time, content FROM entries ORDER BY time").fetchall()
+        columns = [row[1] for row in db.execute("PRAGMA table_info(journal)")]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    db.close()
+    assert entries == [(1, "a"), (2, "b")]
+    assert ledger_writes(path) == {IMSI: 2}
+    assert {"usage_day", "usage_bucket", "weight"} <= set(columns)
+    assert version == 6
+    assert journal_rows(path) == 0

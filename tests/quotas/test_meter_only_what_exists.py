@@ -131,4 +131,4 @@ async def test_a_version_2_ledger_is_repaired_at_start(
     assert ledger(path, "write") == [(OP, IMSI, 4)]
     with sqlite3.connect(path) as db:
         # 3 repaired the ledger; 4 added the write journal, 5 Harvest Files
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
