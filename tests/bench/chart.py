@@ -25,7 +25,7 @@ def panel(
     """One horizontal bar group per path (before, after, baseline where known)."""
     series = [s for s in ("before", "after", "baseline") if any(f"{key}_{s}" in r for r in rows)]
     peak = max(float(r[f"{key}_{s}"]) for r in rows for s in series if f"{key}_{s}" in r)
-    scale = (WIDTH - LEFT - 120) / peak
+    scale = (WIDTH - LEFT - 160) / peak
     out = [f'<text x="{LEFT}" y="{top - 12}" class="title">{escape(title)}</text>']
     y = top
     for row in rows:
