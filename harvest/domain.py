@@ -200,7 +200,9 @@ class Sim:
         return replace(self, **changes)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per device write, and a frozen dataclass costs several times as much
+# to build (tests/bench/ingest_stages.py); nothing changes one once made.
+@dataclass(slots=True)
 class DataEntry:
     """One Harvest Data entry, keyed by (operator, resource, time in ms) (spec A1)."""
 

@@ -77,7 +77,9 @@ class Usage:
 
 
 # --- mutations -------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per device write, and a frozen dataclass costs several times as much
+# to build (tests/bench/ingest_stages.py); nothing changes one once made.
+@dataclass(slots=True)
 class PutEntries:
     """Store entries (overwriting any at the same key) and record their usage.
 
