@@ -2,7 +2,9 @@
 
 A message is what one read delivers, up to the size limit; the device waits for the reply before
 sending the next one, as real firmware does (spec B3). Each connection handles one message at a
-time: reading pauses until the reply is written, so a fast sender cannot queue unbounded work.
+time, in order: what a sender sends before its reply waits, and past ``MAX_WAITING`` such
+messages reading pauses until the replies catch up, so a fast sender cannot queue unbounded
+work.
 
 No client can lock the others out (docs/security.md): connections are capped in total and per
 source address (:class:`~harvest.netguard.ConnectionLimits`; one past either cap gets ``503``
@@ -29,6 +31,10 @@ from harvest.logcaps import LogThrottle
 from harvest.netguard import ConnectionLimits, source_of
 
 log = logging.getLogger(__name__)
+
+#: Messages of one connection that may wait for their turn (sent before the previous reply, which
+#: a device should not do) before reading pauses: the work one sender can queue stays bounded.
+MAX_WAITING = 8
 
 
 class TcpServer:
@@ -95,6 +101,11 @@ class TcpConnection(asyncio.Protocol):
         #: A message of this connection is with the handler (its reply not written yet).
         self.busy = False
         self._idle: asyncio.TimerHandle | None = None
+        #: When the peer last sent something (loop time): the idle timer, armed once per
+        #: period rather than once per message, checks it when it fires.
+        self._last_heard = 0.0
+        #: Reading is paused: for the backlog bound, or because the peer reads no replies.
+        self._paused = False
         self._source: str | None = None  # set while it holds a slot of the limits
         self._heard = False  # sent a byte yet
         self._closing = False
@@ -128,8 +139,10 @@ class TcpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        self._heard = True
-        self._arm_idle_timer(self.server.idle_timeout)
+        if not self._heard:
+            self._heard = True
+            self._arm_idle_timer(self.server.idle_timeout)
+        self._last_heard = asyncio.get_running_loop().time()
         if self._entry is not None:
             entry = self._entry.feed(data)
             if entry is None:
@@ -147,8 +160,11 @@ class TcpConnection(asyncio.Protocol):
             if not data:
                 return
         if self.busy:
-            # Sent before our reply (the device should wait): handle it next, in order.
+            # Sent before our reply (the device should wait): handle it next, in order; past
+            # MAX_WAITING such messages, stop reading until the replies catch up.
             self._backlog.append(data)
+            if len(self._backlog) >= MAX_WAITING:
+                self._pause()
             return
         self._start(data)
 
@@ -164,18 +180,33 @@ class TcpConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The peer is not reading its replies: stop reading its messages until it does.
         self._writable = False
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self._pause()
 
     def resume_writing(self) -> None:
         self._writable = True
-        if self.transport is not None and not self.busy and not self._closing:
+        self._resume()
+
+    def _pause(self) -> None:
+        if not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        """Read on, unless the peer reads no replies or too many messages wait."""
+        if (
+            self._paused
+            and self._writable
+            and len(self._backlog) < MAX_WAITING
+            and not self._closing
+            and self.transport is not None
+        ):
+            self._paused = False
             self.transport.resume_reading()
 
     # --- work ---------------------------------------------------------------------------------
     def _start(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.pause_reading()
+        # Reading goes on meanwhile (no pause and resume per message: two system calls each);
+        # what arrives before the reply waits in the bounded backlog (data_received).
         self.busy = True
         self.server.handler.submit(data, self.peer, self, self.imsi)
 
@@ -199,8 +230,7 @@ class TcpConnection(asyncio.Protocol):
             return
         if self._backlog:
             self._start(self._backlog.pop(0))
-        elif self._writable:
-            self.transport.resume_reading()
+        self._resume()
 
     def _arm_idle_timer(self, timeout: float) -> None:
         if self._idle is not None:
@@ -211,6 +241,11 @@ class TcpConnection(asyncio.Protocol):
         if self.busy:  # still storing: give it a fresh period
             self._arm_idle_timer(self.server.idle_timeout)
             return
+        if self._heard:  # heard from since the timer was armed: wait out the rest
+            left = self._last_heard + self.server.idle_timeout - asyncio.get_running_loop().time()
+            if left > 0:
+                self._arm_idle_timer(left)
+                return
         if self._heard:
             self.server.note(
                 "closed idle connections",

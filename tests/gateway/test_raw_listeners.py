@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
 from pathlib import Path
@@ -222,3 +223,39 @@ async def test_udp_listeners_take_a_fleets_burst(emulator: Emulator) -> None:
         sock = endpoint.transport.get_extra_info("socket")
         size = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         assert size >= 2 * min(cap, UDP_RECEIVE_BUFFER)  # Linux reports double the request
+
+
+async def test_a_tcp_sender_that_does_not_wait_queues_a_bounded_backlog(
+    emulator: Emulator,
+) -> None:
+    """A device should wait for each reply (spec B3); one that does not gets its messages
+    handled in order, one at a time, and once MAX_WAITING wait, the emulator stops reading it
+    until the replies catch up: what one sender queues stays bounded. Nothing is lost."""
+    from gateway.tcp import MAX_WAITING
+
+    status, _ = await emulator.control(
+        "POST", "/faults", {"effect": "delay", "delayMs": 400, "protocol": "tcp", "count": 1}
+    )
+    assert status == 201
+    reader, writer = await asyncio.open_connection("127.0.0.1", port(emulator, "harvest"))
+    sent = 3 * MAX_WAITING
+    for i in range(sent):
+        writer.write(b"m%03d" % i)
+        await writer.drain()
+        await asyncio.sleep(0.01)  # separate reads, as separate sends from a device
+    (connection,) = emulator.app[RAW_LISTENERS].tcp["harvest"].connections
+    waiting = len(connection._backlog)
+    assert 0 < waiting <= MAX_WAITING  # the first message is still delayed: the rest wait
+    replies = b""
+    logged: list[dict[str, object]] = []
+    for _ in range(100):  # every byte sent is handled once the replies catch up
+        with contextlib.suppress(TimeoutError):
+            replies += await asyncio.wait_for(reader.read(1000), 0.05)
+        _, logged = await emulator.control("GET", "/requests?protocol=tcp&limit=1000")
+        if sum(int(str(r["bytes"])) for r in logged) >= 4 * sent:
+            break
+    writer.close()
+    await writer.wait_closed()
+    assert sum(int(str(r["bytes"])) for r in logged) == 4 * sent
+    assert {r["status"] for r in logged} == {201}
+    assert replies == b"201" * len(logged)  # one reply per message handled, in order
