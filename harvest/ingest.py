@@ -48,7 +48,7 @@ from harvest.payload.decode import (
 )
 from harvest.payload.options import HarvestOptions, OptionError, apply_options, options_from_config
 from harvest.registry import Registry
-from harvest.storage.base import PutEntries, Store, Usage, UsageKind
+from harvest.storage.base import DeviceWrites, PutEntries, Store
 from quotas.bundle import Reservation
 from quotas.calendar import DAY_MS, FIVE_MINUTES_MS, five_minute_bucket, utc_day
 from quotas.limits import check_payload_size
@@ -59,8 +59,6 @@ log = logging.getLogger(__name__)
 # Enum members read once: a class attribute lookup on an Enum goes through a descriptor
 # (~0.3 us), several times per write (tests/bench/ingest_stages.py).
 _SUBSCRIBER: Final = ResourceType.SUBSCRIBER
-_WRITE: Final = UsageKind.WRITE
-_WRITE_5MIN: Final = UsageKind.WRITE_5MIN
 _ACTIVE: Final = SimStatus.ACTIVE
 
 
@@ -140,7 +138,6 @@ class IngestService:
         self._registry = registry
         self._error_log = error_log
         self._options_cache: dict[tuple[str, int], HarvestOptions] = {}
-        self._usage_rows: dict[tuple[str, str, str, int], tuple[Usage, ...]] = {}
         self._day_cache: tuple[int, str] = (-1, "")
         self._bucket_cache: tuple[int, str] = (-1, "")
         self._store = store
@@ -426,12 +423,13 @@ class IngestService:
         )
         # A batch element is billed as one write (notes 2.3), so the count is per entry.
         reservation = self._quotas.admit(sim.operator_id, sim.imsi, len(entries))
-        usage = self._usage(sim, now, len(entries))
+        counted = DeviceWrites(
+            sim.operator_id, sim.imsi, self._day(now), self._bucket(now), len(entries)
+        )
         if verdict.duplicate:  # the same content again a millisecond later, as a retry would
             entries += tuple(replace(e, time=e.time + 1) for e in entries)
-        return Accepted(
-            sim, group, PutEntries(entries, now, usage), reservation, upload, verdict.delay_ms,
-        )  # fmt: skip
+        mutation = PutEntries(entries, now, writes=counted)
+        return Accepted(sim, group, mutation, reservation, upload, verdict.delay_ms)
 
     def _options(self, group: Group) -> HarvestOptions:
         """The group's Harvest options, parsed once per revision of the group."""
@@ -446,23 +444,6 @@ class IngestService:
                 self._options_cache.clear()
             self._options_cache[key] = cached
         return cached
-
-    def _usage(self, sim: Sim, now: int, count: int) -> tuple[Usage, ...]:
-        """The ledger rows of ``count`` writes of ``sim`` now: its day's and its 5-minute
-        bucket's. Usage rows are immutable, so a SIM's rows for the same day, bucket and count
-        are made once and shared (two objects fewer per write at fleet rates)."""
-        day, bucket = self._day(now), self._bucket(now)
-        key = (sim.operator_id, sim.imsi, bucket, count)
-        rows = self._usage_rows.get(key)
-        if rows is None or rows[0].day != day:
-            if len(self._usage_rows) > 100_000:  # a new bucket every 5 minutes: stay bounded
-                self._usage_rows.clear()
-            rows = (
-                Usage(sim.operator_id, sim.imsi, day, _WRITE, count),
-                Usage(sim.operator_id, sim.imsi, bucket, _WRITE_5MIN, count),
-            )
-            self._usage_rows[key] = rows
-        return rows
 
     def _bucket(self, now: int) -> str:
         """The 5-minute stats bucket of ``now``, computed once per bucket."""

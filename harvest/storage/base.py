@@ -91,6 +91,34 @@ class PutEntries:
     #: When the write happened (emulator clock): the resources' ``lastModifiedTime``.
     written_ms: int
     usage: tuple[Usage, ...] = ()
+    #: A device write's own usage: its first ``count`` entries are that many writes of the SIM
+    #: on its day and 5-minute bucket (what the daily bundle and the stats count). A store may
+    #: keep it with the entries themselves (the SQLite journal does) rather than as ledger rows.
+    writes: DeviceWrites | None = None
+
+    def ledger(self) -> tuple[Usage, ...]:
+        """Every ledger increment of this mutation: ``usage`` and those of ``writes``."""
+        if self.writes is None:
+            return self.usage
+        return (*self.usage, *self.writes.usage())
+
+
+@dataclass(slots=True)
+class DeviceWrites:
+    """``count`` write requests of SIM ``imsi`` on UTC day ``day`` and in 5-minute bucket
+    ``bucket`` (:class:`UsageKind` ``WRITE`` and ``WRITE_5MIN``)."""
+
+    operator_id: str
+    imsi: str
+    day: str
+    bucket: str
+    count: int
+
+    def usage(self) -> tuple[Usage, Usage]:
+        return (
+            Usage(self.operator_id, self.imsi, self.day, UsageKind.WRITE, self.count),
+            Usage(self.operator_id, self.imsi, self.bucket, UsageKind.WRITE_5MIN, self.count),
+        )
 
 
 #: What :meth:`Store.apply` answers: for each mutation, in order, how many entries it wrote at

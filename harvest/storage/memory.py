@@ -20,6 +20,7 @@ from harvest.storage.base import (
     DeleteEntry,
     DeleteEverything,
     DeleteResourceData,
+    DeviceWrites,
     EntryQuery,
     ExpireEntries,
     Mutation,
@@ -36,6 +37,8 @@ from harvest.storage.base import (
 from harvest.storage.state import StateTables
 
 _ResourceKey = tuple[str, ResourceType, str]
+_WRITE = UsageKind.WRITE
+_WRITE_5MIN = UsageKind.WRITE_5MIN
 
 
 @dataclass(slots=True)
@@ -148,6 +151,15 @@ class MemoryStore:
             else:
                 self._usage[key] = self._usage.get(key, 0) + row.count
 
+    def _add_writes(self, counted: DeviceWrites | None) -> None:
+        """A device write's usage, added without building its ledger rows (one per write)."""
+        if counted is None:
+            return
+        usage = self._usage
+        for period, kind in ((counted.day, _WRITE), (counted.bucket, _WRITE_5MIN)):
+            key = (counted.operator_id, period, counted.imsi, kind)
+            usage[key] = usage.get(key, 0) + counted.count
+
     def _apply(self, mutation: Mutation) -> int:
         """Apply one mutation; the entries it replaced."""
         replaced = 0
@@ -162,6 +174,7 @@ class MemoryStore:
                 series.last_modified = max(series.last_modified, mutation.written_ms)
                 series.attribute_names.update(entry.attribute_names())
             self._add_usage(mutation.usage)
+            self._add_writes(mutation.writes)
         elif isinstance(mutation, RecordUsage):
             self._add_usage(mutation.usage)
         elif isinstance(mutation, DeleteEntry):

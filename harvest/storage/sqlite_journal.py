@@ -32,6 +32,7 @@ from harvest.storage.base import (
     DeleteEntry,
     DeleteEverything,
     DeleteResourceData,
+    DeviceWrites,
     ExpireEntries,
     Mutation,
     PutEntries,
@@ -99,7 +100,7 @@ FROM journal_usage WHERE true GROUP BY operator_id, day, imsi, kind
 ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = CASE
     WHEN kind = 'harvest_day' THEN 1 ELSE count + excluded.count END
 """
-# A device write's usage rides on its journal rows (see _row_usage): one write of its day and
+# A device write's usage (PutEntries.writes) rides on its journal rows: one write of its day and
 # one of its 5-minute bucket per row of weight 1, summed here per SIM.
 _FOLD_ROW_USAGE = """
 INSERT INTO ledger
@@ -113,8 +114,8 @@ _NEWEST = (
     "SELECT max(time) FROM entries WHERE operator_id = ? AND resource_type = ? AND resource_id = ?"
 )
 
-_WRITE = UsageKind.WRITE
-_WRITE_5MIN = UsageKind.WRITE_5MIN
+#: The usage columns of a journal row that counts no write.
+_NOT_COUNTED: tuple[Any, ...] = (None, None, 0)
 
 Key = tuple[str, str, str]
 #: Per resource, the newest entry time stored (or journalled); see the module docstring.
@@ -154,7 +155,8 @@ def try_journal(
     for position, mutation in enumerate(mutations):
         if isinstance(mutation, PutEntries):
             written = mutation.written_ms
-            day, bucket, weighted = _row_usage(mutation)
+            counted = mutation.writes
+            weighted = 0 if counted is None else counted.count
             for index, entry in enumerate(mutation.entries):
                 key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
                 time = entry.time
@@ -173,12 +175,23 @@ def try_journal(
                     if not had.issuperset(names):
                         touched.setdefault(key, set(had)).update(names)
                         stored = json.dumps(sorted(touched[key]))
+                usage_row: tuple[Any, ...] = _NOT_COUNTED
+                if counted is not None and index < weighted:
+                    if (entry.resource_id, entry.operator_id) == (
+                        counted.imsi,
+                        counted.operator_id,
+                    ):
+                        # on its row: the fold sums rows per resource, which is the SIM
+                        usage_row = (counted.day, counted.bucket, 1)
+                    else:  # an entry of another resource counted for the SIM: as a ledger row
+                        for row in DeviceWrites(
+                            counted.operator_id, counted.imsi, counted.day, counted.bucket, 1
+                        ).usage():
+                            add_usage(usage, row)
                 rows.append(
                     (*key, time, entry.content_type, entry.content, entry.category, written,
-                     stored, day, bucket, 1 if index < weighted else 0)
+                     stored, *usage_row)
                 )  # fmt: skip
-            if weighted:
-                continue  # its usage is on its rows
         elif not isinstance(mutation, RecordUsage):
             return None
         for row in mutation.usage:
@@ -190,30 +203,6 @@ def try_journal(
     for key, added in touched.items():
         known[key] = frozenset(added)
     return tuple(replaced)
-
-
-def _row_usage(mutation: PutEntries) -> tuple[str | None, str | None, int]:
-    """``(day, bucket, n)`` when the write's usage is a device write's, ``n`` writes on its
-    SIM's day and 5-minute bucket (its first ``n`` entries are the counted ones: a fault's
-    duplicates follow them uncounted); else ``(None, None, 0)``: its usage goes to
-    ``journal_usage`` as it is."""
-    usage, entries = mutation.usage, mutation.entries
-    if len(usage) != 2 or not entries:
-        return None, None, 0
-    writes, buckets = usage
-    first = entries[0]
-    if (
-        writes.kind is _WRITE
-        and buckets.kind is _WRITE_5MIN
-        and writes.count == buckets.count
-        and 0 < writes.count <= len(entries)
-        and writes.imsi == buckets.imsi == first.resource_id
-        and writes.operator_id == buckets.operator_id == first.operator_id
-        and all(e.resource_id == first.resource_id and e.operator_id == first.operator_id
-                for e in entries)
-    ):  # fmt: skip
-        return writes.day, buckets.day, writes.count
-    return None, None, 0
 
 
 def add_usage(totals: dict[tuple[str, str, str, str], int], row: Usage) -> None:

@@ -152,7 +152,7 @@ class _Plan:
                 modified, names = self._resources.get(key, (0, set()))
                 names.update(entry.attribute_names())
                 self._resources[key] = (max(modified, mutation.written_ms), names)
-            self._add_usage(mutation.usage)
+            self._add_usage(mutation.ledger())
             return
         if isinstance(mutation, RecordUsage):
             self._add_usage(mutation.usage)

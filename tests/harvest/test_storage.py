@@ -20,6 +20,7 @@ from harvest.storage.base import (
     DeleteEntry,
     DeleteEverything,
     DeleteResourceData,
+    DeviceWrites,
     EntryQuery,
     MarkProvisioned,
     Mutation,
@@ -296,6 +297,9 @@ reads = st.tuples(resources, st.booleans(), st.integers(1, 7), times, times)
 
 def to_mutation(op: tuple[Any, ...]) -> Mutation:
     if op[0] == "put":
+        if op[2] % 2:  # a device write's own form (the SQLite journal keeps it on its rows)
+            counted = DeviceWrites(OP, op[1], "2026-01-01", "2026-01-01T00:00", 1)
+            return PutEntries((entry(op[1], op[2], op[3], op[4]),), op[2], writes=counted)
         return PutEntries((entry(op[1], op[2], op[3], op[4]),), op[2], writes(op[1]))
     if op[0] == "delete":
         return DeleteEntry(OP, SUB, op[1], op[2])
