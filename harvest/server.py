@@ -15,10 +15,11 @@ from typing import TextIO
 
 from aiohttp import web
 
+from gateway.devicehttp import DEVICE_HTTP, DeviceHttp
 from gateway.shaping import SHAPER
 from harvest import edge, wire
-from harvest.app import create_app
-from harvest.context import LISTENERS, REGISTRY, SETTINGS
+from harvest.app import API_MAX_BODY, create_app
+from harvest.context import INGEST, LISTENERS, REGISTRY, SETTINGS
 from harvest.requestlog import LOG_THROTTLE
 from harvest.settings import Settings
 
@@ -149,13 +150,18 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[web.Application, in
     settings = settings.secured(lambda: secrets.token_urlsafe(24))
     app = create_app(settings)
     app[edge.EDGE_GUARD] = guard = edge.EdgeGuard(settings, app[LOG_THROTTLE])
+    lean = None
+    if settings.device_http == "lean":
+        app[DEVICE_HTTP] = lean = DeviceHttp(settings, max_body=API_MAX_BODY)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     servers: list[asyncio.Server] = []
     try:
         shaper = app.get(SHAPER)
         wrap = None if shaper is None else shaper.stream
-        servers = await edge.listen(runner, settings.hosts, settings.port, guard, wrap)
+        if lean is not None:  # the started application's services exist only from here
+            lean.start(app[INGEST])
+        servers = await edge.listen(runner, settings.hosts, settings.port, guard, wrap, lean)
         addresses = [sock.getsockname() for server in servers for sock in server.sockets]
         app[LISTENERS].up("http", [_url(a) for a in addresses])
         yield app, addresses[0][1]
@@ -163,6 +169,8 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[web.Application, in
     finally:
         for server in servers:
             server.close()
+        if lean is not None:  # its writes are stored while the store is still open
+            await lean.shutdown(SHUTDOWN_TIMEOUT_S)
         await runner.cleanup()
         for server in servers:
             await server.wait_closed()

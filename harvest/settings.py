@@ -112,6 +112,12 @@ class Settings:
         'device HTTP refusals: json ({"code","message"}) or empty (the status alone); the real'
         " service documents only the status",
     )
+    device_http: str = _setting(
+        "lean",
+        "device HTTP writes: lean (the edge serves a plain device write itself, without aiohttp's"
+        " application layer; anything else goes to aiohttp) or aiohttp (aiohttp serves every"
+        " request)",
+    )
     unified_harvest_status: int = _setting(
         201,
         "Harvest's statusCode inside a Unified-format reply: 201 (what Harvest answers) or 204"
@@ -228,6 +234,8 @@ class Settings:
             raise SettingsError("invalid_json must be refuse or store")
         if self.device_error_body not in ("json", "empty"):
             raise SettingsError("device_error_body must be json or empty")
+        if self.device_http not in ("lean", "aiohttp"):
+            raise SettingsError("device_http must be lean or aiohttp")
         if self.unified_harvest_status not in (201, 204):
             raise SettingsError("unified_harvest_status must be 201 or 204")
         if self.quota_policy not in ("bill", "reject"):
