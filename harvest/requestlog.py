@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -126,8 +126,40 @@ class RequestLog:
         self._ring.append(row)
         for observer in self.observers:
             observer(protocol, peer, imsi, status)
+        self._line(row)
+
+    def record_stored(
+        self,
+        protocol: str,
+        target: str,
+        latency_s: float,
+        writes: Sequence[tuple[str, str, int]],
+        replaced: Mapping[int, int],
+    ) -> None:
+        """:meth:`record` of a ``201`` for each of ``writes`` (peer, IMSI, bytes received),
+        answered together after ``latency_s``; ``replaced`` the entries each replaced, by
+        position. The clock is read once for all of them."""
+        now, latency_ms = self._clock.now_ms(), round(latency_s * 1000, 3)
+        rows = [
+            (now, protocol, peer, imsi, 201, size, latency_ms, target, None, 0)
+            for peer, imsi, size in writes
+        ]
+        for position, count in replaced.items():
+            rows[position] = (*rows[position][:9], count)
+        self._ring.extend(rows)
+        for observer in self.observers:
+            for row in rows:
+                observer(protocol, row[2], row[3], 201)
+        if self._format != "off":
+            for row in rows:
+                self._line(row)
+
+    def _line(self, row: tuple[Any, ...]) -> None:
+        """Write the line of a record, if the format asks for one and the cap allows it."""
         if self._format == "off" or (self._file is None and not self._budget.allows()):
             return
+        protocol, peer, imsi, status, size = row[1:6]
+        target, reason, replaced = row[7:]
         if self._format == "json":
             line = json.dumps(RequestRecord(*row).view(), separators=(",", ":"))
         else:

@@ -230,6 +230,12 @@ class QuotaService:
         """An admitted write request of the SIM has been answered (stored or not)."""
         self.limiter.device_done(imsi)
 
+    def finish_all(self, imsis: Iterable[str]) -> None:
+        """:meth:`finish` for each of ``imsis`` (one per request)."""
+        if self.limiter.settings.enabled:
+            for imsi in imsis:
+                self.limiter.device_done(imsi)
+
     def release(self, operator_id: str, reservation: Reservation) -> None:
         """Undo an admitted reservation whose writes were not stored."""
         self.bundle.release(reservation)

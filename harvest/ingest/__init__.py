@@ -1,0 +1,7 @@
+"""The one ingest every transport hands its device writes to (:mod:`.service`), and the raw
+listeners' batch-shaped path through the same checks (:mod:`.batch`)."""
+
+from harvest.ingest.batch import Message, RawBatch, RawIngest
+from harvest.ingest.service import Accepted, Checked, IngestService, Reporter
+
+__all__ = ["Accepted", "Checked", "IngestService", "Message", "RawBatch", "RawIngest", "Reporter"]
