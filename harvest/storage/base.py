@@ -144,6 +144,12 @@ class AppendWrites:
     replaced: list[int] = field(default_factory=list)
 
 
+def weight(mutations: Sequence[Mutation]) -> int:
+    """How many mutations ``mutations`` stand for, as a store counts and caps its batches: an
+    :class:`AppendWrites` counts as the ``PutEntries`` its rows are, anything else as one."""
+    return sum(len(m.rows) if isinstance(m, AppendWrites) else 1 for m in mutations)
+
+
 #: What :meth:`Store.apply` answers: for each mutation, in order, how many entries it wrote at
 #: the key of an entry that already existed, replacing it (a second write of a resource at the
 #: same millisecond, spec A1); 0 for a mutation that writes no entries.

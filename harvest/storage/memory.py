@@ -34,6 +34,7 @@ from harvest.storage.base import (
     StoreStats,
     Usage,
     UsageKind,
+    weight,
 )
 from harvest.storage.state import StateTables
 
@@ -142,7 +143,7 @@ class MemoryStore:
     async def apply(self, mutations: Sequence[Mutation]) -> Replaced:
         # Nothing here awaits, so the whole sequence is applied atomically on the loop.
         replaced = tuple(self._apply(mutation) for mutation in mutations)
-        self._applied += len(mutations)
+        self._applied += weight(mutations)
         return replaced
 
     def _add_usage(self, usage: tuple[Usage, ...]) -> None:

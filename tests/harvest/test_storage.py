@@ -450,3 +450,23 @@ async def test_appended_rows_say_which_replaced_an_entry(store: Store) -> None:
     meta = {m.resource_id: m for m in await store.list_resources(OP, None, 10, None)}
     assert (meta["1"].last_modified_ms, meta["1"].attribute_names) == (9, ("c", "v"))
     assert meta["2"].attribute_names == ("b", "v")
+
+
+async def test_a_group_commit_counts_appended_rows_as_the_writes_they_are(tmp_path: Path) -> None:
+    """``harvest_group_commit_batch_size`` and the store's stats count mutations; the rows of
+    an :class:`AppendWrites` are one-entry ``PutEntries`` each, and count as such (and against
+    the batch cap), whichever path built them."""
+    store = SqliteStore(tmp_path / "h.sqlite3")
+    await store.open()
+    sizes: list[int] = []
+    store.on_batch = lambda size, _: sizes.append(size)
+    try:
+        await store.apply([AppendWrites([appended("1", 1), appended("2", 1), appended("1", 2)])])
+        await store.apply([put(entry("3", 1)), AppendWrites([appended("3", 2)])])
+    finally:
+        await store.close()
+    assert sizes == [3, 2]
+    assert store.stats().mutations == 5
+    memory = MemoryStore()
+    await memory.apply([AppendWrites([appended("1", 1), appended("2", 1)]), MarkProvisioned()])
+    assert memory.stats().mutations == 3
