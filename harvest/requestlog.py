@@ -38,6 +38,13 @@ FORMATS = ("off", "plain", "json")
 PROTOCOLS = ("http", "tcp", "udp", "api", "dns")
 
 
+#: What a request log observer is called with: protocol, peer, SIM, status.
+Observer = Callable[[str, str, str | None, int], None]
+#: What an observer of stored writes is called with: protocol, (peer, IMSI, bytes) of each
+#: write, the time they were stored (emulator clock).
+StoredObserver = Callable[[str, Sequence[tuple[str, str, int]], int], None]
+
+
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
     time: int
@@ -87,8 +94,17 @@ class RequestLog:
         #: Lines held back from the logger since start (the tests read it).
         self.hidden = 0
         #: Called with every request's protocol, peer, SIM and status (the session tracker
-        #: learns who is online from them).
-        self.observers: list[Callable[[str, str, str | None, int], None]] = []
+        #: learns who is online from them); see :meth:`add_observer`.
+        self.observers: list[Observer] = []
+        self._stored_observers: dict[Observer, StoredObserver] = {}
+
+    def add_observer(self, observe: Observer, stored: StoredObserver | None = None) -> None:
+        """Call ``observe`` with every request's protocol, peer, SIM and status; with
+        ``stored``, that instead, once, with the protocol, the ``(peer, IMSI, bytes)`` and the
+        time (emulator clock) of writes stored together (:meth:`record_stored`)."""
+        self.observers.append(observe)
+        if stored is not None:
+            self._stored_observers[observe] = stored
 
     def open(self) -> None:
         """Open the file, if there is one; lines before this go to the logger."""
@@ -148,8 +164,12 @@ class RequestLog:
             rows[position] = (*rows[position][:9], count)
         self._ring.extend(rows)
         for observer in self.observers:
-            for row in rows:
-                observer(protocol, row[2], row[3], 201)
+            stored = self._stored_observers.get(observer)
+            if stored is not None:
+                stored(protocol, writes, now)
+            else:
+                for row in rows:
+                    observer(protocol, row[2], row[3], 201)
         if self._format != "off":
             for row in rows:
                 self._line(row)

@@ -105,32 +105,40 @@ class RawIngest:
             observe = series.payload_size.observe
             for body, _, _ in messages:
                 observe(len(body))
-        rows, day, bucket = batch._rows, ingest.day, ingest.bucket
+        rows, sims, reservations, reports = batch._rows, batch._sims, batch._reservations, []
+        positions, groups = batch.accepted, batch.groups
+        last, day, bucket = -1, "", ""  # of the last write's millisecond: most share one
         for position, message in enumerate(messages):
             body, peer, imsi = message
             try:
-                checked = check(transport, peer, imsi, body)
+                sim, group, now, content_type, content, stamped, keys, category, reserved, _ = (
+                    check(transport, peer, imsi, body)
+                )
             except Exception as error:
                 ingest.failed(self._upload(message), error, started)
                 batch.refused.append((position, error))
                 continue
-            sim, now, content = checked.sim, checked.now, checked.content
-            head = (sim.operator_id, sim.imsi)
-            tail = (checked.category, checked.keys, now, day(now), bucket(now))
-            stamped = checked.stamped
+            if now != last:
+                last, day, bucket = now, ingest.day(now), ingest.bucket(now)
+            imsi = sim.imsi
             if len(stamped) == 1 and stamped[0][1] is content:
-                rows.append((*head, stamped[0][0], checked.content_type, content, *tail))
+                rows.append(
+                    (sim.operator_id, imsi, stamped[0][0], content_type, content, category, keys,
+                     now, day, bucket)
+                )  # fmt: skip
             else:  # a batch write: each element has its own keys (None: the store reads them)
-                batch._counts[len(batch._sims)] = len(stamped)
-                for at, text in stamped:
-                    rows.append(
-                        (*head, at, checked.content_type, text, checked.category, None, *tail[2:])
-                    )
-            batch.accepted.append(position)
-            batch.groups.append(checked.group)
-            batch._sims.append(sim)
-            batch._reservations.append(checked.reservation)
-            batch._reports.append((peer, sim.imsi, len(body)))
+                batch._counts[len(sims)] = len(stamped)
+                rows.extend(
+                    (sim.operator_id, imsi, at, content_type, text, category, None, now, day,
+                     bucket)
+                    for at, text in stamped
+                )  # fmt: skip
+            positions.append(position)
+            groups.append(group)
+            sims.append(sim)
+            reservations.append(reserved)
+            reports.append((peer, imsi, len(body)))
+        batch._reports = reports
         return batch
 
     async def commit(self, batch: RawBatch) -> None:
@@ -158,7 +166,7 @@ class RawIngest:
                 ingest.report(upload, batch._started, 500, imsi)
             raise
         finally:  # answered either way: no longer in flight
-            ingest.quotas.finish_all([sim.imsi for sim in sims])
+            ingest.quotas.finish_all(sim.imsi for sim in sims)
         replaced = self._replaced(batch, mutation.replaced)
         ingest.report_stored(
             self.transport, self.listener, batch._started, batch._reports, replaced
@@ -171,7 +179,7 @@ class RawIngest:
                 [(self.transport, len(batch._rows), sum(replaced.values()))],
                 sum(len(row[4]) for row in batch._rows),
                 batch._reservations,
-                [(sim.imsi, counts.get(n, 1)) for n, sim in enumerate(sims)],
+                ((sim.imsi, counts.get(n, 1)) for n, sim in enumerate(sims)),
             )
         await ingest.activate(sims)
 

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Final, NamedTuple, Protocol
+from typing import Final, Protocol
 
 from harvest import errors
 from harvest.clock import Clock
@@ -110,23 +110,16 @@ class Accepted:
         return len(self.mutation.entries)
 
 
-class Checked(NamedTuple):
-    """What :meth:`IngestService.check` found of an upload that passed every check."""
-
-    sim: Sim
-    group: Group
-    #: When it was checked (emulator clock): its entries' ``lastModifiedTime``.
-    now: int
-    #: As stored: the content type and content of the payload, and the ``(time, content)`` of
-    #: each entry it becomes (one, or a batch's elements; notes 2.3).
-    content_type: str
-    content: str
-    stamped: list[tuple[int, str]]
-    #: The content's top-level keys when known without parsing (binary's stored form).
-    keys: tuple[str, ...] | None
-    category: str | None
-    reservation: Reservation
-    verdict: Verdict
+#: What :meth:`IngestService.check` found of an upload that passed every check, in order: the
+#: SIM; its group; when it was checked (emulator clock: its entries' ``lastModifiedTime``); the
+#: content type and content as stored; the ``(time, content)`` of each entry it becomes (one, or
+#: a batch's elements, notes 2.3); the content's top-level keys when known without parsing
+#: (binary's stored form); the category; the quota reservation; the fault verdict. A plain
+#: tuple: one is made per write, and a NamedTuple costs 0.6 us more to build.
+Checked = tuple[
+    Sim, Group, int, str, str, list[tuple[int, str]], tuple[str, ...] | None, str | None,
+    Reservation, Verdict,
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,7 +479,8 @@ class IngestService:
             assert refusal is not None
             # No session on the real network: the device sees no reply at all (spec B12).
             raise Dropped(refusal) if self.drop_sessionless else refusal
-        check_payload_size(len(body), self.max_payload_bytes)
+        if len(body) > self.max_payload_bytes:
+            check_payload_size(len(body), self.max_payload_bytes)
         group = None if sim.group_id is None else self._registry.group_by_id(sim.group_id)
         if group is None:
             raise HarvestError(errors.NO_GROUP, f"SIM {sim.imsi} does not belong to a group.")
@@ -514,40 +508,39 @@ class IngestService:
         except OptionError as error:
             raise HarvestError(errors.OPTION_REJECTED, str(error)) from None
         # A batch element is billed as one write (notes 2.3), so the count is per entry.
-        reservation = self.quotas.admit(sim.operator_id, sim.imsi, len(stamped))
-        return Checked(
+        reservation = self.quotas.admit(sim.operator_id, sim.imsi, len(stamped), now)
+        return (
             sim, group, now, content_type, content, stamped, keys, plan.options.category,
             reservation, verdict,
         )  # fmt: skip
 
     def _prepare(self, upload: Upload) -> Accepted:
-        checked = self.check(
-            upload.transport, upload.peer, upload.imsi, upload.body, upload.content_type,
-            upload.timestamp_ms,
+        sim, group, now, content_type, content, stamped, keys, category, reservation, verdict = (
+            self.check(
+                upload.transport, upload.peer, upload.imsi, upload.body, upload.content_type,
+                upload.timestamp_ms,
+            )
         )  # fmt: skip
-        sim, content, keys = checked.sim, checked.content, checked.keys
         entries = tuple(
             DataEntry(
                 sim.operator_id,
                 _SUBSCRIBER,
                 sim.imsi,
                 time,
-                checked.content_type,
+                content_type,
                 text,
-                checked.category,
+                category,
                 keys if text is content else None,  # a batch element has keys of its own
             )
-            for time, text in checked.stamped
+            for time, text in stamped
         )
-        now = checked.now
         counted = DeviceWrites(
             sim.operator_id, sim.imsi, self.day(now), self.bucket(now), len(entries)
         )
-        verdict = checked.verdict
         if verdict.duplicate:  # the same content again a millisecond later, as a retry would
             entries += tuple(replace(e, time=e.time + 1) for e in entries)
         mutation = PutEntries(entries, now, writes=counted)
-        return Accepted(sim, checked.group, mutation, checked.reservation, upload, verdict.delay_ms)
+        return Accepted(sim, group, mutation, reservation, upload, verdict.delay_ms)
 
     def _plan(self, group: Group) -> _GroupPlan:
         """What the ingest needs of ``group``, worked out once per revision of the group."""

@@ -18,6 +18,7 @@ from tests.conftest import Emulator
 from tests.gateway.test_raw_listeners import UdpClient, contents, payload
 from tests.harvest.test_metrics import scrape, value
 from tests.harvest.test_options_ingest import configure
+from tests.harvest.test_sessions import session
 
 IMSI = "001010000000001"
 T0 = 1_800_000_000_000
@@ -105,6 +106,13 @@ async def test_one_turn_of_accepted_and_refused_messages(emulator: Emulator) -> 
     store = emulator.app[STORE]
     assert await store.usage_count(OPERATOR, IMSI, DAY, UsageKind.WRITE) == 2
     assert emulator.app[QUOTAS].quota(IMSI).used == 2
+    # a stored write is traffic: its SIM is online at the address it sent from
+    status = await session(emulator, IMSI)
+    assert (status["online"], status["ueIpAddress"], status["lastUpdatedAt"]) == (
+        True,
+        "127.0.0.1",
+        T0,
+    )
 
 
 async def test_batch_writes_become_one_entry_and_one_write_per_element(
