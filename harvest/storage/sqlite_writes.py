@@ -32,6 +32,7 @@ from harvest.storage.base import (
     Replaced,
     Usage,
     UsageKind,
+    weight,
 )
 from harvest.storage.sqlite_journal import (
     KnownNames,
@@ -297,7 +298,7 @@ def commit_on_writer_thread(
         journalled = try_journal(db, mutations, caches.newest, caches.names)
         if journalled is not None:
             db.execute("COMMIT")
-            caches.unfolded += len(mutations)
+            caches.unfolded += weight(mutations)
             return journalled
         plan = _Plan(caches.names)
         for mutation in mutations:

@@ -470,3 +470,22 @@ async def test_a_group_commit_counts_appended_rows_as_the_writes_they_are(tmp_pa
     memory = MemoryStore()
     await memory.apply([AppendWrites([appended("1", 1), appended("2", 1)]), MarkProvisioned()])
     assert memory.stats().mutations == 3
+
+
+async def test_the_journal_folds_after_so_many_appended_rows(tmp_path: Path) -> None:
+    """``fold_after`` (setting ``journal_fold_rows``) counts writes: the rows of an
+    :class:`AppendWrites` each count, as the ``PutEntries`` they stand for."""
+    store = SqliteStore(tmp_path / "h.sqlite3", fold_after=5)
+    await store.open()
+    try:
+        await store.apply([AppendWrites([appended("1", t) for t in range(4)])])
+        assert store.stats().extra["unfolded"] == 4
+        folds = store.stats().extra["folds"]
+        await store.apply([AppendWrites([appended("2", 1)])])
+        for _ in range(100):  # the batch that crossed it is folded right after its answer
+            if store.stats().extra["folds"] > folds:
+                break
+            await asyncio.sleep(0.005)
+        assert (store.stats().extra["folds"], store.stats().extra["unfolded"]) == (folds + 1, 0)
+    finally:
+        await store.close()
