@@ -90,9 +90,14 @@ ON CONFLICT (operator_id, resource_type, resource_id, time) DO UPDATE SET
     content = excluded.content,
     category = excluded.category
 """
-_FOLD_RESOURCES = """
-SELECT operator_id, resource_type, resource_id, max(written), group_concat(names, char(31))
-FROM journal GROUP BY operator_id, resource_type, resource_id
+# One scan of the journal gives both what the resources and what the ledger need: per resource
+# and usage period, the latest write, the names rows added (JSON lists joined by char(31)) and
+# the device writes that rode on the rows (one write of its day and of its 5-minute bucket per
+# row of weight 1, PutEntries.writes). A GROUP BY sorts the journal; one sort instead of three.
+_FOLD_GROUPS = """
+SELECT operator_id, resource_type, resource_id, usage_day, usage_bucket, sum(weight),
+       max(written), group_concat(names, char(31))
+FROM journal GROUP BY operator_id, resource_type, resource_id, usage_day, usage_bucket
 """
 _FOLD_LEDGER = """
 INSERT INTO ledger
@@ -102,16 +107,12 @@ FROM journal_usage WHERE true GROUP BY operator_id, day, imsi, kind
 ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = CASE
     WHEN kind = 'harvest_day' THEN 1 ELSE count + excluded.count END
 """
-# A device write's usage (PutEntries.writes) rides on its journal rows: one write of its day and
-# one of its 5-minute bucket per row of weight 1, summed here per SIM.
-_FOLD_ROW_USAGE = """
-INSERT INTO ledger
-SELECT operator_id, {column}, resource_id, '{kind}', sum(weight)
-FROM journal WHERE weight > 0 GROUP BY operator_id, {column}, resource_id
+_ADD_USAGE = """
+INSERT INTO ledger VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = count + excluded.count
 """
-_FOLD_WRITES = _FOLD_ROW_USAGE.format(column="usage_day", kind=UsageKind.WRITE.value)
-_FOLD_WRITES_5MIN = _FOLD_ROW_USAGE.format(column="usage_bucket", kind=UsageKind.WRITE_5MIN.value)
+_WRITE = UsageKind.WRITE.value
+_WRITE_5MIN = UsageKind.WRITE_5MIN.value
 _NEWEST = (
     "SELECT max(time) FROM entries WHERE operator_id = ? AND resource_type = ? AND resource_id = ?"
 )
@@ -310,18 +311,30 @@ def fold(db: sqlite3.Connection, resource_sql: str) -> int:
     (count,) = db.execute("SELECT count(*) FROM journal").fetchone()
     if count:
         db.execute(_FOLD_ENTRIES)
-        resources = []
-        for operator_id, rtype, rid, written, joined in db.execute(_FOLD_RESOURCES).fetchall():
-            union: set[str] = set()
+        resources: dict[Key, tuple[int, set[str]]] = {}
+        usage: dict[tuple[str, str, str, str], int] = {}
+        for operator_id, rtype, rid, day, bucket, weight, written, joined in db.execute(
+            _FOLD_GROUPS
+        ).fetchall():
+            key = (operator_id, rtype, rid)
+            latest, union = resources.get(key, (written, set()))
             for part in (joined or "").split("\x1f"):
                 if part:
                     union.update(json.loads(part))
-            resources.append(
-                (operator_id, rtype, rid, written, json.dumps(sorted(union)) if union else "[]")
-            )
-        db.executemany(resource_sql, resources)
-        db.execute(_FOLD_WRITES)
-        db.execute(_FOLD_WRITES_5MIN)
+            resources[key] = (max(latest, written), union)
+            if weight:  # the rows' resource is their SIM (see try_journal)
+                for period, kind in ((day, _WRITE), (bucket, _WRITE_5MIN)):
+                    usage[(operator_id, period, rid, kind)] = (
+                        usage.get((operator_id, period, rid, kind), 0) + weight
+                    )
+        db.executemany(
+            resource_sql,
+            [
+                (*key, written, json.dumps(sorted(union)) if union else "[]")
+                for key, (written, union) in resources.items()
+            ],
+        )
+        db.executemany(_ADD_USAGE, [(*key, n) for key, n in usage.items()])
         db.execute("DELETE FROM journal")
     db.execute(_FOLD_LEDGER)
     db.execute("DELETE FROM journal_usage")
