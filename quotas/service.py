@@ -227,9 +227,7 @@ class QuotaService:
             meter.add_overage(imsi, reservation.day, reservation.overage)
         return reservation
 
-    def _reserve(
-        self, operator_id: str, imsi: str, writes: int, now_ms: int | None
-    ) -> Reservation:
+    def _reserve(self, operator_id: str, imsi: str, writes: int, now_ms: int | None) -> Reservation:
         ceiling = self.ceilings.get(operator_id) if self.ceilings else None
         if ceiling is not None:
             charges = self.charges(operator_id)

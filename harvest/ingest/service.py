@@ -5,20 +5,19 @@ settings, enforces the size limit, turns the payload into a Harvest Data entry a
 It knows nothing of HTTP, TCP or UDP: transports only build an :class:`~harvest.domain.Upload`
 and render the :class:`~harvest.errors.HarvestError` it may raise.
 
-It also reports what happened to each upload, once: the write-latency metric and one record
-to its :class:`Reporter` (the request log) with the SIM, the status (``0``: no reply was sent),
-the bytes received, the reason of a refusal and the entries replaced. Transports report
-nothing themselves; a refusal of their own (a malformed header) goes through :meth:`refuse`.
+It also reports what happened to each upload, once (:mod:`harvest.ingest.reports`): the
+write-latency metric and one record to its :class:`~harvest.ingest.reports.Reporter` (the
+request log). Transports report nothing themselves; a refusal of their own (a malformed header)
+goes through :meth:`refuse`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Final, Protocol
+from typing import Final
 
 from harvest import errors
 from harvest.clock import Clock
@@ -36,9 +35,9 @@ from harvest.errorlog import ErrorLog
 from harvest.errors import Dropped, HarvestError
 from harvest.faults import NO_FAULT, Faults, Verdict
 from harvest.identity import Resolver
+from harvest.ingest.reports import Reporter, Reports
 from harvest.logcaps import LogThrottle
 from harvest.metrics import Metrics
-from harvest.netguard import source_of
 from harvest.payload.binary_parser import BinaryParserError, parser_for, to_json
 from harvest.payload.decode import (
     JSON,
@@ -55,32 +54,10 @@ from quotas.calendar import DAY_MS, FIVE_MINUTES_MS, five_minute_bucket, utc_day
 from quotas.limits import check_payload_size
 from quotas.service import QuotaService
 
-log = logging.getLogger("harvest.ingest")
-
 # Enum members read once: a class attribute lookup on an Enum goes through a descriptor
 # (~0.3 us), several times per write (tests/bench/ingest_stages.py).
 _SUBSCRIBER: Final = ResourceType.SUBSCRIBER
 _ACTIVE: Final = SimStatus.ACTIVE
-
-
-class Reporter(Protocol):
-    """Where the outcome of each upload goes (:class:`harvest.requestlog.RequestLog`)."""
-
-    def record(
-        self, protocol: str, peer: str, imsi: str | None, status: int, size: int,
-        latency_s: float, target: str, reason: str | None = None, replaced: int = 0,
-    ) -> None: ...  # fmt: skip
-
-    def record_stored(
-        self,
-        protocol: str,
-        target: str,
-        latency_s: float,
-        writes: Sequence[tuple[str, str, int]],
-        replaced: Mapping[int, int],
-    ) -> None:
-        """One ``201`` record per write, as :meth:`record` would make: ``writes`` are (peer,
-        IMSI, bytes received), ``replaced`` the entries each replaced, by position."""
 
 
 @dataclass(slots=True)
@@ -134,7 +111,7 @@ class _GroupPlan:
     problem: str
 
 
-class IngestService:
+class IngestService(Reports):
     """See the module docstring.
 
     :meth:`ingest` serves one upload. Transports that receive bursts (UDP) call :meth:`prepare`
@@ -240,97 +217,10 @@ class IngestService:
         accepted.started = started
         return accepted
 
-    def failed(self, upload: Upload, error: Exception, started: float) -> None:
-        """Report an upload whose checks raised ``error``: a refusal (:class:`HarvestError`),
-        a request to get no answer (:class:`Dropped`) or a failure of the emulator (500)."""
-        if isinstance(error, Dropped):
-            self._refused(upload, error.reason, answered=False, started=started)
-        elif isinstance(error, HarvestError):
-            self._refused(upload, error, answered=True, started=started)
-        else:
-            self.report(upload, started, 500)
-
     @property
     def faults_in_force(self) -> bool:
         """Whether any fault rule is in force (each upload is checked against them)."""
         return self._faults is not None and bool(self._faults.rules)
-
-    def report_stored(
-        self,
-        transport: Transport,
-        target: str,
-        started: float,
-        writes: Sequence[tuple[str, str, int]],
-        replaced: Mapping[int, int],
-    ) -> None:
-        """Report ``writes`` stored and answered now, all received at ``started``: each one's
-        latency in the metrics and its record to the reporter, as :meth:`commit` does;
-        ``writes`` are (peer, IMSI, bytes received), ``replaced`` the entries replaced by
-        position in ``writes`` (none if absent)."""
-        elapsed = time.perf_counter() - started
-        if self.metrics is not None:
-            self.metrics.protocol[transport].latency.observe_times(elapsed, len(writes))
-        if self._reporter is not None:
-            self._reporter.record_stored(transport, target, elapsed, writes, replaced)
-
-    def refuse(self, upload: Upload, error: HarvestError) -> None:
-        """Count, log and report a refusal the transport made itself, before the upload got
-        here (a malformed header, a bad Beam signature, a wrong method)."""
-        self._refused(upload, error, answered=True, started=time.perf_counter())
-
-    def report(
-        self, upload: Upload, started: float, status: int, imsi: str | None = None,
-        reason: str | None = None, replaced: int = 0, now: float | None = None,
-    ) -> None:  # fmt: skip
-        """The upload's one report: its latency in the metrics, its record to the reporter.
-        ``now``: ``time.perf_counter()`` when the caller has it (a batch's)."""
-        elapsed = (time.perf_counter() if now is None else now) - started
-        if self.metrics is not None:
-            self.metrics.protocol[upload.transport].latency.observe(elapsed)
-        if self._reporter is not None:
-            size = len(upload.body) if upload.size is None else upload.size
-            self._reporter.record(
-                upload.transport, upload.peer, imsi, status, size, elapsed,
-                upload.target, reason, replaced,
-            )  # fmt: skip
-
-    def _refused(
-        self, upload: Upload, error: HarvestError | None, *, answered: bool, started: float
-    ) -> None:
-        """Count (by error code; ``dropped`` for a drop fault), log, show to the operator
-        (``GET /v1/logs``) and report why a write was refused, whether or not the device got
-        an answer."""
-        if self.metrics is not None:
-            reason = "dropped" if error is None else error.code
-            self.metrics.writes_refused.labels(upload.transport, reason).inc()
-        sim = self.sim_of(upload)
-        imsi = None if sim is None else sim.imsi
-        if error is None:  # a drop fault
-            self.report(upload, started, 0, imsi, "dropped")
-            return
-        self.report(upload, started, error.status if answered else 0, imsi, error.code)
-        line = (
-            "refused %s write from %s: %s %s%s",
-            upload.transport,
-            upload.peer,
-            error.code,
-            error.message,
-            "" if answered else " (no reply: the SIM has no data session)",
-        )
-        if self._throttle is None:
-            log.info(*line)
-        else:
-            kind = f"refused {upload.transport} writes"
-            self._throttle.log(log, logging.INFO, kind, source_of(upload.peer), *line)
-        if sim is not None:  # with no SIM there is no operator to show it to
-            self._error_log.record(
-                sim.operator_id,
-                sim.imsi,
-                error.message,
-                code=error.code,
-                status=error.status,
-                protocol=upload.transport,
-            )
 
     def session_refusal(self, sim: Sim) -> HarvestError | None:
         """Why the network gives ``sim`` no data session (inactive, suspended, terminated, or
@@ -395,39 +285,6 @@ class IngestService:
         """Activate the SIMs among ``sims`` not active yet: they have sent traffic."""
         for imsi in {sim.imsi for sim in sims if sim.status is not _ACTIVE}:
             await self._registry.activate_on_traffic(imsi)
-
-    @staticmethod
-    def count_stored(
-        metrics: Metrics,
-        stored: Iterable[tuple[Transport, int, int]],
-        stored_bytes: int,
-        reservations: Iterable[Reservation],
-        per_sim: Iterable[tuple[str, int]],
-    ) -> None:
-        """The stored writes' metrics, summed where a series is shared: ``stored`` the writes
-        (entries) and the entries they replaced, by transport; the bytes of their content;
-        their quota reservations; the writes of each SIM (for ``metrics_per_sim``)."""
-        protocol = metrics.protocol
-        for transport, writes, replaced in stored:
-            series = protocol[transport]
-            series.stored.inc(writes)
-            if replaced:
-                series.replaced.inc(replaced)
-        metrics.stored_bytes.inc(stored_bytes)
-        included = overage = exhausted = 0
-        for reservation in reservations:
-            included += reservation.included
-            overage += reservation.overage
-            exhausted += reservation.exhausted
-        if included:
-            metrics.bundle_included.inc(included)
-        if overage:
-            metrics.bundle_overage.inc(overage)
-        if exhausted:
-            metrics.bundle_exhausted.inc(exhausted)
-        if metrics.sim_writes is not None:
-            for imsi, writes in per_sim:
-                metrics.sim_stored(imsi, writes)
 
     def _binary(self, body: bytes, sim: Sim, fmt: str | None) -> tuple[str, tuple[str, ...]]:
         """Binary through the group's Binary Parser, or the plain payload form; with the
