@@ -142,7 +142,8 @@ class RequestLog:
         self._ring.append(row)
         for observer in self.observers:
             observer(protocol, peer, imsi, status)
-        self._line(row)
+        if self._format != "off":
+            self._line(row)
 
     def record_stored(
         self,

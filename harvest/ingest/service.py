@@ -272,12 +272,21 @@ class IngestService(Reports):
             item.replaced = count
             self.report(item.upload, item.started, 201, item.sim.imsi, None, count, finished)
         if self.metrics is not None:
+            stored: dict[Transport, list[int]] = {}  # writes and replaced, by transport
+            stored_bytes = 0
+            for item in accepted:
+                entries = item.mutation.entries
+                counts = stored.setdefault(item.upload.transport, [0, 0])
+                counts[0] += len(entries)
+                counts[1] += item.replaced
+                for entry in entries:
+                    stored_bytes += len(entry.content)
             self.count_stored(
                 self.metrics,
-                [(a.upload.transport, a.entries, a.replaced) for a in accepted],
-                sum(len(e.content) for a in accepted for e in a.mutation.entries),
-                [a.reservation for a in accepted],
-                [(a.sim.imsi, a.entries) for a in accepted],
+                ((transport, writes, replaced) for transport, (writes, replaced) in stored.items()),
+                stored_bytes,
+                (a.reservation for a in accepted),
+                ((a.sim.imsi, a.entries) for a in accepted),
             )
         await self.activate(a.sim for a in accepted)
 
