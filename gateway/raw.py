@@ -19,7 +19,7 @@ from gateway.unified import ResponseFormat, raw_unified_reply, response_format
 from harvest import errors
 from harvest.domain import Group, Transport, Upload
 from harvest.errors import Dropped, HarvestError
-from harvest.ingest import Accepted, IngestService
+from harvest.ingest import IngestService, Message, RawBatch, RawIngest
 from harvest.web import dumps
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class RawReply:
     hang_up: bool = False
 
 
+_CREATED = RawReply(CREATED)
 #: No answer at all: nothing is sent, a TCP connection is closed.
 UNANSWERED = RawReply(b"", hang_up=True)
 #: Where a reply goes: a TCP connection, a UDP sender's address.
@@ -103,10 +104,11 @@ class Replies:
     def _unified(self, group: Group | None) -> bool:
         return self.unified and response_format(group) is ResponseFormat.UNIFIED
 
-    def accepted(self, accepted: Accepted) -> RawReply:
-        if self._unified(accepted.group):
+    def accepted(self, group: Group) -> RawReply:
+        """The reply to a stored write of a SIM in ``group``."""
+        if self._unified(group):
             return RawReply(raw_unified_reply(self.unified_created, ""))
-        return RawReply(CREATED)
+        return _CREATED
 
     def refused(self, error: HarvestError, peer: str) -> RawReply:
         """A refusal as its ASCII status; an oversized message also ends a TCP stream, whose
@@ -120,9 +122,10 @@ class Replies:
 
 class RawHandler(Generic[To]):
     """The ingest side of one raw listener (TCP or UDP): messages that arrive in one turn of
-    the loop are checked one by one without awaiting, the accepted ones stored with one commit,
-    and each sender gets its reply through ``deliver(to, reply)``. A burst from many
-    connections or datagrams costs one storage call; the ingest reports each message.
+    the loop are checked together without awaiting (:class:`~harvest.ingest.RawIngest`), the
+    accepted ones stored with one commit, and each sender gets its reply through
+    ``deliver(to, reply)``. A burst from many connections or datagrams costs one storage call;
+    the ingest reports each message.
 
     A message that gets no answer (a drop fault, a SIM without a data session) is delivered an
     empty reply that hangs up; a UDP listener sends nothing for it.
@@ -144,10 +147,12 @@ class RawHandler(Generic[To]):
         self.listener = listener
         self.deliver = deliver
         self.replies = Replies(ingest, unified=unified, unified_created=unified_created)
+        self.raw = RawIngest(ingest, transport, listener)
         self.tasks: set[asyncio.Task[None]] = set()
         #: Messages accepted and not answered yet (being stored).
         self.in_flight = 0
-        self._pending: list[tuple[Upload, To]] = []
+        self._pending: list[Message] = []
+        self._to: list[To] = []
         self._scheduled = False
 
     def admits(self, peer: str) -> bool:
@@ -163,45 +168,52 @@ class RawHandler(Generic[To]):
     def submit(self, body: bytes, peer: str, to: To, imsi: str | None = None) -> None:
         """Handle one message from ``peer`` (sent as ``imsi`` when Beam vouched for one); its
         reply goes to ``to``, later in this turn of the loop or once stored."""
-        self._pending.append((upload(self.transport, peer, body, self.listener, imsi), to))
+        self._pending.append((body, peer, imsi))
+        self._to.append(to)
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
 
     def _drain(self) -> None:
         self._scheduled = False
-        batch, self._pending = self._pending, []
-        accepted: list[tuple[Accepted, To]] = []
-        prepare, deliver = self.ingest.prepare, self.deliver
-        for message, to in batch:
-            try:
-                accepted.append((prepare(message), to))
-            except HarvestError as error:
-                deliver(to, self.replies.refused(error, message.peer))
-            except Dropped:  # no answer: the connection is closed, the datagram ignored
-                deliver(to, UNANSWERED)
-            except Exception:
-                log.exception("checking a %s message from %s failed", self.transport, message.peer)
-                deliver(to, RawReply(FAILED))
-        if accepted:
-            self.in_flight += len(accepted)
-            task = asyncio.get_running_loop().create_task(self._commit(accepted))
+        messages, self._pending = self._pending, []
+        to, self._to = self._to, []
+        batch = self.raw.check(messages)
+        deliver = self.deliver
+        for position, error in batch.refused:
+            if isinstance(error, HarvestError):
+                deliver(to[position], self.replies.refused(error, messages[position][1]))
+            elif isinstance(error, Dropped):  # no answer: the connection is closed
+                deliver(to[position], UNANSWERED)
+            else:
+                log.error(
+                    "checking a %s message from %s failed", self.transport,
+                    messages[position][1], exc_info=error,
+                )  # fmt: skip
+                deliver(to[position], RawReply(FAILED))
+        if batch.accepted:
+            self.in_flight += len(batch.accepted)
+            task = asyncio.get_running_loop().create_task(self._commit(batch, to))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _commit(self, accepted: list[tuple[Accepted, To]]) -> None:
+    async def _commit(self, batch: RawBatch, to: list[To]) -> None:
         try:
-            await self.ingest.commit([item for item, _ in accepted])
+            await self.raw.commit(batch)
         except Exception:
-            log.exception("%s: storing %d messages failed", self.listener, len(accepted))
-            for _, to in accepted:
-                self.deliver(to, RawReply(FAILED))
+            log.exception("%s: storing %d messages failed", self.listener, len(batch.accepted))
+            for position in batch.accepted:
+                self.deliver(to[position], RawReply(FAILED))
         else:
-            reply = self.replies.accepted
-            for item, to in accepted:
-                self.deliver(to, reply(item))
+            reply, deliver = self.replies.accepted, self.deliver
+            last: Group | None = None
+            answer = _CREATED
+            for position, group in zip(batch.accepted, batch.groups, strict=True):
+                if group is not last:  # the SIMs of a batch share a few groups
+                    last, answer = group, reply(group)
+                deliver(to[position], answer)
         finally:
-            self.in_flight -= len(accepted)
+            self.in_flight -= len(batch.accepted)
 
     async def close(self, drain_s: float) -> None:
         """Check what is waiting; what is being stored gets ``drain_s`` seconds."""

@@ -51,6 +51,9 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.dropped = 0
         self._closing = False
+        #: The socket is closed or closing: nothing can be sent (read per reply, where the
+        #: transport's own is_closing() goes through the link shaper's proxy).
+        self._closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's, so no isinstance check here.
@@ -74,13 +77,17 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         log.debug("%s: %s", self.name, exc)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+
     def _send(self, addr: Address, reply: RawReply) -> None:
-        if reply.payload and self.transport is not None and not self.transport.is_closing():
+        if reply.payload and not self._closed and self.transport is not None:
             self.transport.sendto(reply.payload, addr)
 
     async def close(self, drain_s: float) -> None:
         """Stop receiving; datagrams already accepted get ``drain_s`` seconds to be stored."""
         self._closing = True
         await self.handler.close(drain_s)
+        self._closed = True
         if self.transport is not None:
             self.transport.close()

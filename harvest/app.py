@@ -221,7 +221,7 @@ def create_app(settings: Settings) -> web.Application:
         clock, idle_s=settings.session_idle_timeout, mode=settings.session_status
     )
     if sessions.tracking:
-        app[REQUEST_LOG].observers.append(sessions.observe)
+        app[REQUEST_LOG].add_observer(sessions.observe, sessions.observe_stored)
     stateful: list[Resettable] = [clock, app[FAULTS], app[REQUEST_LOG], app[LINKS], sessions]
     app[STATEFUL] = stateful
     app.cleanup_ctx.append(log_caps_context)  # first: it must close after every listener

@@ -221,15 +221,20 @@ class DataEntry:
         """Top-level keys of a JSON object content (``DataResourceMetadata.attributeNames``)."""
         if self.attributes is not None:
             return self.attributes
-        if self.content_type != "application/json":
-            return ()
-        try:
-            parsed = json.loads(self.content)
-        except ValueError:
-            return ()
-        if isinstance(parsed, dict):
-            return tuple(str(key) for key in parsed)
+        return content_keys(self.content_type, self.content)
+
+
+def content_keys(content_type: str, content: str) -> tuple[str, ...]:
+    """Top-level keys of a stored content that is a JSON object; ``()`` for anything else."""
+    if content_type != "application/json":
         return ()
+    try:
+        parsed = json.loads(content)
+    except ValueError:
+        return ()
+    if isinstance(parsed, dict):
+        return tuple(str(key) for key in parsed)
+    return ()
 
 
 @dataclass(frozen=True, slots=True)

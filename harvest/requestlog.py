@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,13 @@ log = logging.getLogger("harvest.requests")
 FORMATS = ("off", "plain", "json")
 #: What a record's ``protocol`` says: a device write's transport, an API call, a DNS query.
 PROTOCOLS = ("http", "tcp", "udp", "api", "dns")
+
+
+#: What a request log observer is called with: protocol, peer, SIM, status.
+Observer = Callable[[str, str, str | None, int], None]
+#: What an observer of stored writes is called with: protocol, (peer, IMSI, bytes) of each
+#: write, the time they were stored (emulator clock).
+StoredObserver = Callable[[str, Sequence[tuple[str, str, int]], int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +94,17 @@ class RequestLog:
         #: Lines held back from the logger since start (the tests read it).
         self.hidden = 0
         #: Called with every request's protocol, peer, SIM and status (the session tracker
-        #: learns who is online from them).
-        self.observers: list[Callable[[str, str, str | None, int], None]] = []
+        #: learns who is online from them); see :meth:`add_observer`.
+        self.observers: list[Observer] = []
+        self._stored_observers: dict[Observer, StoredObserver] = {}
+
+    def add_observer(self, observe: Observer, stored: StoredObserver | None = None) -> None:
+        """Call ``observe`` with every request's protocol, peer, SIM and status; with
+        ``stored``, that instead, once, with the protocol, the ``(peer, IMSI, bytes)`` and the
+        time (emulator clock) of writes stored together (:meth:`record_stored`)."""
+        self.observers.append(observe)
+        if stored is not None:
+            self._stored_observers[observe] = stored
 
     def open(self) -> None:
         """Open the file, if there is one; lines before this go to the logger."""
@@ -126,8 +142,45 @@ class RequestLog:
         self._ring.append(row)
         for observer in self.observers:
             observer(protocol, peer, imsi, status)
+        if self._format != "off":
+            self._line(row)
+
+    def record_stored(
+        self,
+        protocol: str,
+        target: str,
+        latency_s: float,
+        writes: Sequence[tuple[str, str, int]],
+        replaced: Mapping[int, int],
+    ) -> None:
+        """:meth:`record` of a ``201`` for each of ``writes`` (peer, IMSI, bytes received),
+        answered together after ``latency_s``; ``replaced`` the entries each replaced, by
+        position. The clock is read once for all of them."""
+        now, latency_ms = self._clock.now_ms(), round(latency_s * 1000, 3)
+        rows = [
+            (now, protocol, peer, imsi, 201, size, latency_ms, target, None, 0)
+            for peer, imsi, size in writes
+        ]
+        for position, count in replaced.items():
+            rows[position] = (*rows[position][:9], count)
+        self._ring.extend(rows)
+        for observer in self.observers:
+            stored = self._stored_observers.get(observer)
+            if stored is not None:
+                stored(protocol, writes, now)
+            else:
+                for row in rows:
+                    observer(protocol, row[2], row[3], 201)
+        if self._format != "off":
+            for row in rows:
+                self._line(row)
+
+    def _line(self, row: tuple[Any, ...]) -> None:
+        """Write the line of a record, if the format asks for one and the cap allows it."""
         if self._format == "off" or (self._file is None and not self._budget.allows()):
             return
+        protocol, peer, imsi, status, size = row[1:6]
+        target, reason, replaced = row[7:]
         if self._format == "json":
             line = json.dumps(RequestRecord(*row).view(), separators=(",", ":"))
         else:

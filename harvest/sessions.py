@@ -14,6 +14,7 @@ whenever it has a session address and may use data, as before this module.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harvest.clock import Clock
@@ -57,7 +58,9 @@ class SessionTracker:
 
     def seen(self, imsi: str, address: str) -> None:
         """Traffic from ``imsi`` at ``address`` now."""
-        now = self.clock.now_ms()
+        self._seen_at(imsi, address, self.clock.now_ms())
+
+    def _seen_at(self, imsi: str, address: str, now: int) -> None:
         entry = self._seen.get(imsi)
         if entry is None:
             self._seen[imsi] = _Seen(address, now, changed_ms=now)
@@ -72,6 +75,14 @@ class SessionTracker:
         if imsi is None or protocol == "api" or (protocol != "dns" and status == 0):
             return
         self.seen(imsi, peer)
+
+    def observe_stored(
+        self, protocol: str, writes: Sequence[tuple[str, str, int]], now_ms: int
+    ) -> None:
+        """Writes of known SIMs stored together at ``now_ms`` (request log records of
+        ``(peer, IMSI, bytes)``): each is traffic, as :meth:`observe` would have it."""
+        for peer, imsi, _ in writes:
+            self._seen_at(imsi, peer, now_ms)
 
     def opened(self, imsi: str, address: str) -> None:
         """``imsi`` opened a TCP connection from ``address``."""

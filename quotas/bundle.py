@@ -137,8 +137,8 @@ class DailyBundle:
         self._day_number = -1
         self._day_name = ""
 
-    def _today(self) -> tuple[str, int]:
-        now = self._clock.now_ms()
+    def _today(self, now_ms: int | None = None) -> tuple[str, int]:
+        now = self._clock.now_ms() if now_ms is None else now_ms
         number = now // DAY_MS
         if number != self._day_number:
             self._day_number, self._day_name = number, utc_day(now)
@@ -158,8 +158,11 @@ class DailyBundle:
             self._loaded_at[day] = self._stamp
         return counts
 
-    def reserve(self, imsi: str, n: int, policy: QuotaPolicy | None = None) -> Reservation:
-        """Count ``n >= 1`` writes of ``imsi`` now, unless the policy refuses them.
+    def reserve(
+        self, imsi: str, n: int, policy: QuotaPolicy | None = None, *, now_ms: int | None = None
+    ) -> Reservation:
+        """Count ``n >= 1`` writes of ``imsi`` now (``now_ms``: the clock's reading, when the
+        caller has it), unless the policy refuses them.
 
         ``policy`` (default: the bundle's) ``bill`` always accepts; ``reject`` refuses the whole
         send when any of its ``n`` writes would pass the bundle, and a refused send counts
@@ -167,7 +170,7 @@ class DailyBundle:
         """
         if n < 1:
             raise ValueError("n must be at least 1")
-        day, _ = self._today()
+        day, _ = self._today(now_ms)
         counts = self._counts(day)
         used = counts.get(imsi, 0)
         included = max(0, min(n, self.included - used))

@@ -121,6 +121,35 @@ class DeviceWrites:
         )
 
 
+#: One device write as a row of :class:`AppendWrites`: (operator, IMSI, time, content type,
+#: content, category, the content's top-level keys when known (``None``: the store parses JSON
+#: content for them, as :meth:`DataEntry.attribute_names` does), ``lastModifiedTime``, UTC day,
+#: 5-minute bucket).
+WriteRow = tuple[str, str, int, str, str, str | None, tuple[str, ...] | None, int, str, str]
+
+
+@dataclass(slots=True)
+class AppendWrites:
+    """Entries of SIMs' own Subscriber resources, each row one write of its SIM on its day and
+    5-minute bucket: what a :class:`PutEntries` with :class:`DeviceWrites` of its one SIM says of
+    each entry, for a whole batch of device writes without an object per write (the raw
+    listeners' path, tests/bench/ingest_stages.py). A store treats it exactly as that sequence
+    of ``PutEntries``: overwriting, metadata and usage alike.
+    """
+
+    rows: list[WriteRow]
+    #: Filled in by :meth:`Store.apply`: the indexes of the rows that replaced a stored entry
+    #: (same resource and millisecond, spec A1), in order; its :data:`Replaced` count is their
+    #: number.
+    replaced: list[int] = field(default_factory=list)
+
+
+def weight(mutations: Sequence[Mutation]) -> int:
+    """How many mutations ``mutations`` stand for, as a store counts and caps its batches: an
+    :class:`AppendWrites` counts as the ``PutEntries`` its rows are, anything else as one."""
+    return sum(len(m.rows) if isinstance(m, AppendWrites) else 1 for m in mutations)
+
+
 #: What :meth:`Store.apply` answers: for each mutation, in order, how many entries it wrote at
 #: the key of an entry that already existed, replacing it (a second write of a resource at the
 #: same millisecond, spec A1); 0 for a mutation that writes no entries.
@@ -222,6 +251,7 @@ class MarkProvisioned:
 
 Mutation = (
     PutEntries
+    | AppendWrites
     | RecordUsage
     | DeleteEntry
     | ExpireEntries

@@ -16,6 +16,7 @@ from harvest.domain import (
     ResourceType,
 )
 from harvest.storage.base import (
+    AppendWrites,
     CategoryQuery,
     DeleteEntry,
     DeleteEverything,
@@ -33,11 +34,13 @@ from harvest.storage.base import (
     StoreStats,
     Usage,
     UsageKind,
+    weight,
 )
 from harvest.storage.state import StateTables
 
 _ResourceKey = tuple[str, ResourceType, str]
 _WRITE = UsageKind.WRITE
+_SUBSCRIBER = ResourceType.SUBSCRIBER
 _WRITE_5MIN = UsageKind.WRITE_5MIN
 
 
@@ -140,7 +143,7 @@ class MemoryStore:
     async def apply(self, mutations: Sequence[Mutation]) -> Replaced:
         # Nothing here awaits, so the whole sequence is applied atomically on the loop.
         replaced = tuple(self._apply(mutation) for mutation in mutations)
-        self._applied += len(mutations)
+        self._applied += weight(mutations)
         return replaced
 
     def _add_usage(self, usage: tuple[Usage, ...]) -> None:
@@ -175,6 +178,8 @@ class MemoryStore:
                 series.attribute_names.update(entry.attribute_names())
             self._add_usage(mutation.usage)
             self._add_writes(mutation.writes)
+        elif isinstance(mutation, AppendWrites):
+            replaced = self._append(mutation)
         elif isinstance(mutation, RecordUsage):
             self._add_usage(mutation.usage)
         elif isinstance(mutation, DeleteEntry):
@@ -206,6 +211,27 @@ class MemoryStore:
         else:  # pragma: no cover - the union is exhaustive
             raise TypeError(f"unknown mutation {mutation!r}")
         return replaced
+
+    def _append(self, mutation: AppendWrites) -> int:
+        """Each row as a ``PutEntries`` of one entry counted as one write of its SIM."""
+        mutation.replaced.clear()
+        usage = self._usage
+        for index, row in enumerate(mutation.rows):
+            operator_id, imsi, time, content_type, content, category, keys, written = row[:8]
+            entry = DataEntry(
+                operator_id, _SUBSCRIBER, imsi, time, content_type, content, category, keys
+            )
+            series = self._series.setdefault((operator_id, _SUBSCRIBER, imsi), _Series())
+            if series.put(entry):
+                mutation.replaced.append(index)
+            series.last_modified = max(series.last_modified, written)
+            series.attribute_names.update(entry.attribute_names())
+            for key in (
+                (operator_id, row[8], imsi, _WRITE),
+                (operator_id, row[9], imsi, _WRITE_5MIN),
+            ):
+                usage[key] = usage.get(key, 0) + 1
+        return len(mutation.replaced)
 
     async def query_entries(self, query: EntryQuery) -> list[DataEntry]:
         series = self._series.get((query.operator_id, query.resource_type, query.resource_id))

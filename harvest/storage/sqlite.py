@@ -35,6 +35,7 @@ from harvest.storage.base import (
     StoreStats,
     Usage,
     UsageKind,
+    weight,
 )
 from harvest.storage.sqlite_journal import ADD_ROW_USAGE
 from harvest.storage.sqlite_reads import SqliteSnapshot, read_state
@@ -64,6 +65,8 @@ class _Waiter:
     future: asyncio.Future[Replaced]
     #: A read waits for the journal to be folded (:meth:`SqliteStore._folded`).
     fold: bool = False
+    #: The mutations' :func:`~harvest.storage.base.weight`.
+    size: int = 0
 
 
 class SqliteStore:
@@ -165,7 +168,7 @@ class SqliteStore:
         if self._task is None or self._task.done():
             raise StoreError("the store is closed")
         future: asyncio.Future[Replaced] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Waiter(mutations, future))
+        self._queue.put_nowait(_Waiter(mutations, future, size=weight(mutations)))
         return await future
 
     async def _commit_loop(self) -> None:
@@ -182,14 +185,14 @@ class SqliteStore:
             if first is None:
                 break
             batch = [first]
-            size = len(first.mutations)
+            size = first.size
             while size < self._max_batch and not self._queue.empty():
                 waiter = self._queue.get_nowait()
                 if waiter is None:
                     stopping = True
                     break
                 batch.append(waiter)
-                size += len(waiter.mutations)
+                size += waiter.size
             writes = [waiter for waiter in batch if not waiter.fold]
             if writes:
                 await self._commit_batch(writes)
@@ -237,7 +240,9 @@ class SqliteStore:
 
     async def _commit_batch(self, batch: list[_Waiter]) -> None:
         try:
-            replaced = await self._transaction([m for waiter in batch for m in waiter.mutations])
+            replaced = await self._transaction(
+                [m for waiter in batch for m in waiter.mutations], sum(w.size for w in batch)
+            )
         except Exception as error:
             if len(batch) == 1:
                 self._settle(batch[0], error)
@@ -248,7 +253,7 @@ class SqliteStore:
             )
             for waiter in batch:
                 try:
-                    alone = await self._transaction(waiter.mutations)
+                    alone = await self._transaction(waiter.mutations, waiter.size)
                 except Exception as single_error:
                     self._settle(waiter, single_error)
                 else:
@@ -269,8 +274,9 @@ class SqliteStore:
         else:
             waiter.future.set_result(outcome)
 
-    async def _transaction(self, mutations: Sequence[Mutation]) -> Replaced:
-        """Plan and commit ``mutations`` in one transaction, in one trip to the writer thread.
+    async def _transaction(self, mutations: Sequence[Mutation], size: int) -> Replaced:
+        """Plan and commit ``mutations`` (of :func:`~harvest.storage.base.weight` ``size``) in
+        one transaction, in one trip to the writer thread.
 
         aiosqlite's public calls each cost a round trip between the event loop and its thread;
         a batch would take five. ``Connection._execute`` (what every aiosqlite call uses
@@ -285,10 +291,10 @@ class SqliteStore:
             commit_on_writer_thread, db._conn, mutations, self._caches, self._replaced
         )
         if self.on_batch is not None:
-            self.on_batch(len(mutations), time.perf_counter() - started)
+            self.on_batch(size, time.perf_counter() - started)
         self._batches += 1
-        self._mutations += len(mutations)
-        self._largest_batch = max(self._largest_batch, len(mutations))
+        self._mutations += size
+        self._largest_batch = max(self._largest_batch, size)
         return replaced
 
     # --- reads --------------------------------------------------------------------------------

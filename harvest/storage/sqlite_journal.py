@@ -28,7 +28,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from harvest.domain import ResourceType, content_keys
 from harvest.storage.base import (
+    AppendWrites,
     DeleteEntry,
     DeleteEverything,
     DeleteResourceData,
@@ -88,9 +90,14 @@ ON CONFLICT (operator_id, resource_type, resource_id, time) DO UPDATE SET
     content = excluded.content,
     category = excluded.category
 """
-_FOLD_RESOURCES = """
-SELECT operator_id, resource_type, resource_id, max(written), group_concat(names, char(31))
-FROM journal GROUP BY operator_id, resource_type, resource_id
+# One scan of the journal gives both what the resources and what the ledger need: per resource
+# and usage period, the latest write, the names rows added (JSON lists joined by char(31)) and
+# the device writes that rode on the rows (one write of its day and of its 5-minute bucket per
+# row of weight 1, PutEntries.writes). A GROUP BY sorts the journal; one sort instead of three.
+_FOLD_GROUPS = """
+SELECT operator_id, resource_type, resource_id, usage_day, usage_bucket, sum(weight),
+       max(written), group_concat(names, char(31))
+FROM journal GROUP BY operator_id, resource_type, resource_id, usage_day, usage_bucket
 """
 _FOLD_LEDGER = """
 INSERT INTO ledger
@@ -100,20 +107,17 @@ FROM journal_usage WHERE true GROUP BY operator_id, day, imsi, kind
 ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = CASE
     WHEN kind = 'harvest_day' THEN 1 ELSE count + excluded.count END
 """
-# A device write's usage (PutEntries.writes) rides on its journal rows: one write of its day and
-# one of its 5-minute bucket per row of weight 1, summed here per SIM.
-_FOLD_ROW_USAGE = """
-INSERT INTO ledger
-SELECT operator_id, {column}, resource_id, '{kind}', sum(weight)
-FROM journal WHERE weight > 0 GROUP BY operator_id, {column}, resource_id
+_ADD_USAGE = """
+INSERT INTO ledger VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = count + excluded.count
 """
-_FOLD_WRITES = _FOLD_ROW_USAGE.format(column="usage_day", kind=UsageKind.WRITE.value)
-_FOLD_WRITES_5MIN = _FOLD_ROW_USAGE.format(column="usage_bucket", kind=UsageKind.WRITE_5MIN.value)
+_WRITE = UsageKind.WRITE.value
+_WRITE_5MIN = UsageKind.WRITE_5MIN.value
 _NEWEST = (
     "SELECT max(time) FROM entries WHERE operator_id = ? AND resource_type = ? AND resource_id = ?"
 )
 
+_SUBSCRIBER = ResourceType.SUBSCRIBER.value
 #: The usage columns of a journal row that counts no write.
 _NOT_COUNTED: tuple[Any, ...] = (None, None, 0)
 
@@ -133,6 +137,38 @@ def _newest(db: sqlite3.Connection, newest: Newest, key: Key) -> int:
     return found
 
 
+def _replaces(
+    db: sqlite3.Connection, newest: Newest, seen: dict[Key, int], key: Key, time: int
+) -> bool | None:
+    """Whether an entry of ``key`` at ``time`` replaces the resource's newest entry (it is at
+    its very time), noting it as the newest; ``None`` when it is before it: it may replace
+    any entry, which only the full path can say."""
+    last = seen.get(key)
+    if last is None:
+        last = _newest(db, newest, key)
+    if time < last:
+        return None
+    seen[key] = time
+    return time == last
+
+
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+def _names(
+    key: Key, names: tuple[str, ...], known: KnownNames, touched: dict[Key, set[str]]
+) -> str | None:
+    """The resource's attribute names as the journal row stores them (JSON) when ``names``
+    adds to those known (``touched`` collects this batch's), else ``None``."""
+    if not names:
+        return None
+    had = touched.get(key) or known.get(key, _NO_NAMES)
+    if had.issuperset(names):
+        return None
+    touched.setdefault(key, set(had)).update(names)
+    return json.dumps(sorted(touched[key]))
+
+
 def try_journal(
     db: sqlite3.Connection,
     mutations: Sequence[Mutation],
@@ -149,7 +185,7 @@ def try_journal(
     rows: list[tuple[Any, ...]] = []
     usage: dict[tuple[str, str, str, str], int] = {}
     touched: dict[Key, set[str]] = {}
-    empty: frozenset[str] = frozenset()
+    appended: list[tuple[AppendWrites, list[int]]] = []
     # One pass: the rows are built as the batch is checked, and dropped if it cannot be
     # journalled (a full-path batch is the rare one).
     for position, mutation in enumerate(mutations):
@@ -160,21 +196,11 @@ def try_journal(
             for index, entry in enumerate(mutation.entries):
                 key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
                 time = entry.time
-                last = seen.get(key)
-                if last is None:
-                    last = _newest(db, newest, key)
-                if time < last:
-                    return None  # it may replace any entry: the full path says which
-                if time == last:
-                    replaced[position] += 1
-                seen[key] = time
-                names = entry.attribute_names()
-                stored = None
-                if names:
-                    had = touched.get(key) or known.get(key, empty)
-                    if not had.issuperset(names):
-                        touched.setdefault(key, set(had)).update(names)
-                        stored = json.dumps(sorted(touched[key]))
+                replaces = _replaces(db, newest, seen, key, time)
+                if replaces is None:
+                    return None
+                replaced[position] += replaces
+                stored = _names(key, entry.attribute_names(), known, touched)
                 usage_row: tuple[Any, ...] = _NOT_COUNTED
                 if counted is not None and index < weighted:
                     if (entry.resource_id, entry.operator_id) == (
@@ -192,17 +218,58 @@ def try_journal(
                     (*key, time, entry.content_type, entry.content, entry.category, written,
                      stored, *usage_row)
                 )  # fmt: skip
-        elif not isinstance(mutation, RecordUsage):
+            for row in mutation.usage:
+                add_usage(usage, row)
+        elif isinstance(mutation, AppendWrites):
+            found = _append_rows(db, mutation, newest, known, seen, touched, rows)
+            if found is None:
+                return None
+            appended.append((mutation, found))
+            replaced[position] = len(found)
+        elif isinstance(mutation, RecordUsage):
+            for row in mutation.usage:
+                add_usage(usage, row)
+        else:
             return None
-        for row in mutation.usage:
-            add_usage(usage, row)
     db.executemany(_APPEND, rows)
     if usage:
         db.executemany(_APPEND_USAGE, [(*key, n) for key, n in usage.items()])
     newest.update(seen)
     for key, added in touched.items():
         known[key] = frozenset(added)
+    for mutation, found in appended:
+        mutation.replaced[:] = found
     return tuple(replaced)
+
+
+def _append_rows(
+    db: sqlite3.Connection,
+    mutation: AppendWrites,
+    newest: Newest,
+    known: KnownNames,
+    seen: dict[Key, int],
+    touched: dict[Key, set[str]],
+    rows: list[tuple[Any, ...]],
+) -> list[int] | None:
+    """:func:`try_journal` for the rows of ``mutation`` (each one counted write of its SIM, so
+    its usage always rides on its row): the indexes of the rows that replace the newest entry,
+    or ``None`` when one is before it."""
+    found: list[int] = []
+    for index, row in enumerate(mutation.rows):
+        operator_id, imsi, time, content_type, content, category, keys, written = row[:8]
+        key = (operator_id, _SUBSCRIBER, imsi)
+        replaces = _replaces(db, newest, seen, key, time)
+        if replaces is None:
+            return None
+        if replaces:
+            found.append(index)
+        names = content_keys(content_type, content) if keys is None else keys
+        stored = _names(key, names, known, touched)
+        rows.append(
+            (operator_id, _SUBSCRIBER, imsi, time, content_type, content, category, written,
+             stored, row[8], row[9], 1)
+        )  # fmt: skip
+    return found
 
 
 def add_usage(totals: dict[tuple[str, str, str, str], int], row: Usage) -> None:
@@ -224,6 +291,11 @@ def note_written(mutations: Sequence[Mutation], newest: Newest) -> None:
                 key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
                 if entry.time > newest.get(key, -1):
                     newest[key] = entry.time
+        elif isinstance(mutation, AppendWrites):
+            for row in mutation.rows:
+                key = (row[0], _SUBSCRIBER, row[1])
+                if row[2] > newest.get(key, -1):
+                    newest[key] = row[2]
         elif isinstance(mutation, DeleteEntry | ExpireEntries | DeleteResourceData):
             newest.pop(
                 (mutation.operator_id, mutation.resource_type.value, mutation.resource_id), None
@@ -239,18 +311,30 @@ def fold(db: sqlite3.Connection, resource_sql: str) -> int:
     (count,) = db.execute("SELECT count(*) FROM journal").fetchone()
     if count:
         db.execute(_FOLD_ENTRIES)
-        resources = []
-        for operator_id, rtype, rid, written, joined in db.execute(_FOLD_RESOURCES).fetchall():
-            union: set[str] = set()
+        resources: dict[Key, tuple[int, set[str]]] = {}
+        usage: dict[tuple[str, str, str, str], int] = {}
+        for operator_id, rtype, rid, day, bucket, weight, written, joined in db.execute(
+            _FOLD_GROUPS
+        ).fetchall():
+            key = (operator_id, rtype, rid)
+            latest, union = resources.get(key, (written, set()))
             for part in (joined or "").split("\x1f"):
                 if part:
                     union.update(json.loads(part))
-            resources.append(
-                (operator_id, rtype, rid, written, json.dumps(sorted(union)) if union else "[]")
-            )
-        db.executemany(resource_sql, resources)
-        db.execute(_FOLD_WRITES)
-        db.execute(_FOLD_WRITES_5MIN)
+            resources[key] = (max(latest, written), union)
+            if weight:  # the rows' resource is their SIM (see try_journal)
+                for period, kind in ((day, _WRITE), (bucket, _WRITE_5MIN)):
+                    usage[(operator_id, period, rid, kind)] = (
+                        usage.get((operator_id, period, rid, kind), 0) + weight
+                    )
+        db.executemany(
+            resource_sql,
+            [
+                (*key, written, json.dumps(sorted(union)) if union else "[]")
+                for key, (written, union) in resources.items()
+            ],
+        )
+        db.executemany(_ADD_USAGE, [(*key, n) for key, n in usage.items()])
         db.execute("DELETE FROM journal")
     db.execute(_FOLD_LEDGER)
     db.execute("DELETE FROM journal_usage")

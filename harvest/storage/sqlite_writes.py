@@ -9,8 +9,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harvest.domain import ResourceType, content_keys
 from harvest.storage import codec
 from harvest.storage.base import (
+    AppendWrites,
     DeleteEntry,
     DeleteEverything,
     DeleteGroup,
@@ -29,6 +31,8 @@ from harvest.storage.base import (
     RecordUsage,
     Replaced,
     Usage,
+    UsageKind,
+    weight,
 )
 from harvest.storage.sqlite_journal import (
     KnownNames,
@@ -71,6 +75,9 @@ ON CONFLICT (operator_id, day, imsi, kind) DO UPDATE SET count = CASE
 #: The ledger upsert for other connections to the database: Harvest Files' index commits a
 #: file's metadata and its usage with it (docs/files.md, "Storage and durability").
 RECORD_USAGE_SQL = _RECORD_USAGE
+_SUBSCRIBER = ResourceType.SUBSCRIBER.value
+_WRITE = UsageKind.WRITE.value
+_WRITE_5MIN = UsageKind.WRITE_5MIN.value
 _WIPE = (
     "journal",
     "journal_usage",
@@ -103,8 +110,10 @@ class _Plan:
         self.invalidates = False
         self.touched: dict[tuple[str, str, str], set[str]] = {}
         self._entries: list[tuple[Any, ...]] = []
-        #: For each entry row of the transaction, in order, the mutation that wrote it.
+        #: For each entry row of the transaction, in order, the mutation that wrote it, and
+        #: its row in that mutation when it is an :class:`AppendWrites` (else -1).
         self.entry_owner: list[int] = []
+        self.entry_row: list[int] = []
         self._added = 0
         self._resources: dict[tuple[str, str, str], tuple[int, set[str]]] = {}
         self._usage: dict[tuple[str, str, str, str], int] = {}
@@ -138,21 +147,46 @@ class _Plan:
         for row in usage:
             add_usage(self._usage, row)
 
+    def _add_entry(
+        self,
+        position: int,
+        index: int,
+        key: tuple[str, str, str],
+        values: tuple[int, str, str, str | None],
+        written_ms: int,
+        names: tuple[str, ...],
+    ) -> None:
+        """One entry row of mutation ``position`` (row ``index`` of an ``AppendWrites``)."""
+        self._entries.append((*key, *values, len(self.entry_owner)))
+        self.entry_owner.append(position)
+        self.entry_row.append(index)
+        modified, known = self._resources.get(key, (0, set()))
+        known.update(names)
+        self._resources[key] = (max(modified, written_ms), known)
+
     def add(self, mutation: Mutation) -> None:
         position = self._added
         self._added += 1
         if isinstance(mutation, PutEntries):
             for entry in mutation.entries:
                 key = (entry.operator_id, entry.resource_type.value, entry.resource_id)
-                row = len(self.entry_owner)
-                self.entry_owner.append(position)
-                self._entries.append(
-                    (*key, entry.time, entry.content_type, entry.content, entry.category, row)
-                )
-                modified, names = self._resources.get(key, (0, set()))
-                names.update(entry.attribute_names())
-                self._resources[key] = (max(modified, mutation.written_ms), names)
+                self._add_entry(
+                    position, -1, key, (entry.time, entry.content_type, entry.content,
+                    entry.category), mutation.written_ms, entry.attribute_names(),
+                )  # fmt: skip
             self._add_usage(mutation.ledger())
+            return
+        if isinstance(mutation, AppendWrites):
+            for index, row in enumerate(mutation.rows):
+                operator_id, imsi, time, content_type, content, category, keys, written = row[:8]
+                names = content_keys(content_type, content) if keys is None else keys
+                key = (operator_id, _SUBSCRIBER, imsi)
+                self._add_entry(
+                    position, index, key, (time, content_type, content, category), written, names
+                )
+                for period, kind in ((row[8], _WRITE), (row[9], _WRITE_5MIN)):
+                    usage_key = (operator_id, period, imsi, kind)
+                    self._usage[usage_key] = self._usage.get(usage_key, 0) + 1
             return
         if isinstance(mutation, RecordUsage):
             self._add_usage(mutation.usage)
@@ -256,12 +290,15 @@ def commit_on_writer_thread(
     ``harvest_replaced()`` notes the entry rows that replaced one; ``caches`` are the writer
     thread's (attribute names and newest times per resource), dropped on a failure."""
     replaced.clear()
+    for mutation in mutations:
+        if isinstance(mutation, AppendWrites):
+            mutation.replaced.clear()  # a retry of a failed group commit fills it anew
     db.execute("BEGIN IMMEDIATE")
     try:
         journalled = try_journal(db, mutations, caches.newest, caches.names)
         if journalled is not None:
             db.execute("COMMIT")
-            caches.unfolded += len(mutations)
+            caches.unfolded += weight(mutations)
             return journalled
         plan = _Plan(caches.names)
         for mutation in mutations:
@@ -285,7 +322,11 @@ def commit_on_writer_thread(
             caches.names[key] = caches.names.get(key, frozenset()) | names
     counts = [0] * len(mutations)
     for row in replaced:
-        counts[plan.entry_owner[row]] += 1
+        owner = plan.entry_owner[row]
+        counts[owner] += 1
+        mutation = mutations[owner]
+        if isinstance(mutation, AppendWrites):
+            mutation.replaced.append(plan.entry_row[row])
     return tuple(counts)
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from harvest.domain import DataEntry, Group, ResourceType
 from harvest.storage import MemoryStore, SqliteStore, Store
 from harvest.storage.base import (
+    AppendWrites,
     CategoryQuery,
     DeleteEntry,
     DeleteEverything,
@@ -29,10 +30,12 @@ from harvest.storage.base import (
     RecordUsage,
     Usage,
     UsageKind,
+    WriteRow,
 )
 from harvest.storage.sqlite import SCHEMA_VERSION, StoreError
 
 OP = "OP0000000001"
+JSON = "application/json"
 SUB = ResourceType.SUBSCRIBER
 
 
@@ -278,21 +281,41 @@ async def test_apply_after_close_is_an_error(tmp_path: Path) -> None:
 # --- property: both stores agree on any sequence of writes and paged reads ------------------
 resources = st.sampled_from(["1", "2", "3"])
 times = st.integers(min_value=0, max_value=40)
+contents = st.sampled_from(['{"a":1}', '{"b":2}', '{"a":3,"c":4}', "[1]", "x"])
 operations = st.lists(
     st.one_of(
         st.tuples(
             st.just("put"),
             resources,
             times,
-            st.sampled_from(['{"a":1}', '{"b":2}', '{"a":3,"c":4}', "[1]", "x"]),
+            contents,
             st.sampled_from([None, "c"]),
         ),
         st.tuples(st.just("delete"), resources, times),
         st.tuples(st.just("reset"), resources),
+        st.tuples(
+            st.just("append"),
+            st.lists(
+                st.tuples(resources, times, contents, st.sampled_from([None, "c"])),
+                min_size=1,
+                max_size=6,
+            ),
+        ),
     ),
     max_size=40,
 )
 reads = st.tuples(resources, st.booleans(), st.integers(1, 7), times, times)
+
+
+def appended(
+    resource_id: str, time: int, content: str = '{"v":1}', category: str | None = None
+) -> WriteRow:
+    """A row of :class:`AppendWrites`: one write of SIM ``resource_id`` on 2026-01-01."""
+    keys = DataEntry(OP, SUB, resource_id, time, JSON, content).attribute_names()
+    return (
+        OP, resource_id, time, JSON, content, category, keys if time % 2 else None, time,
+        "2026-01-01", "2026-01-01T00:00",
+    )  # fmt: skip
 
 
 def to_mutation(op: tuple[Any, ...]) -> Mutation:
@@ -301,9 +324,15 @@ def to_mutation(op: tuple[Any, ...]) -> Mutation:
             counted = DeviceWrites(OP, op[1], "2026-01-01", "2026-01-01T00:00", 1)
             return PutEntries((entry(op[1], op[2], op[3], op[4]),), op[2], writes=counted)
         return PutEntries((entry(op[1], op[2], op[3], op[4]),), op[2], writes(op[1]))
+    if op[0] == "append":  # the raw listeners' rows; keys given for some, read for others
+        return AppendWrites([appended(*row) for row in op[1]])
     if op[0] == "delete":
         return DeleteEntry(OP, SUB, op[1], op[2])
     return DeleteResourceData(OP, SUB, op[1])
+
+
+def rows_replaced(mutations: list[Mutation]) -> list[list[int]]:
+    return [m.replaced for m in mutations if isinstance(m, AppendWrites)]
 
 
 async def read_everything(store: Store, read: tuple[str, bool, int, int, int]) -> list[Any]:
@@ -349,13 +378,17 @@ def test_sqlite_and_memory_stores_agree(
             for store in (sqlite_store, memory_store):
                 await store.open()
             try:
-                replaced: tuple[list[int], list[int]] = ([], [])
+                replaced: tuple[list[Any], list[Any]] = ([], [])
                 for batch in batches:
+                    # each store its own mutations: an AppendWrites says which rows replaced
                     mutations = [to_mutation(op) for op in batch]
                     # concurrent calls exercise the group commit's batching
                     answers = await asyncio.gather(*(sqlite_store.apply([m]) for m in mutations))
                     replaced[0].extend(count for (count,) in answers)
+                    replaced[0].extend(rows_replaced(mutations))
+                    mutations = [to_mutation(op) for op in batch]
                     replaced[1].extend(await memory_store.apply(mutations))
+                    replaced[1].extend(rows_replaced(mutations))
                 return (
                     [*await read_everything(sqlite_store, read), replaced[0]],
                     [*await read_everything(memory_store, read), replaced[1]],
@@ -396,3 +429,63 @@ async def test_attribute_names_survive_a_resource_reset_and_rewrite(store: Store
         await store.apply([wipe, PutEntries((entry("1", 3, '{"a":3}'),), 30)])
         [meta] = await store.list_resources(OP, None, 10, None)
         assert meta.attribute_names == ("a",)
+
+
+async def test_appended_rows_say_which_replaced_an_entry(store: Store) -> None:
+    """An :class:`AppendWrites` is the sequence of one-entry device writes its rows are: each
+    row counts one write, a row at a stored key replaces that entry and says so by its index,
+    also when it is before the resource's newest entry (the SQLite store's full path)."""
+    first = AppendWrites([appended("1", 5), appended("2", 5, '{"b":1}'), appended("1", 5, "x")])
+    assert await store.apply([first]) == (1,)
+    assert first.replaced == [2]
+    later = AppendWrites([appended("1", 9), appended("1", 5, '{"c":2}', "c"), appended("3", 1)])
+    assert await store.apply([put(entry("2", 6)), later]) == (0, 1)
+    assert later.replaced == [1]
+    assert [(e.time, e.content, e.category) for e in await store.query_entries(query("1"))] == [
+        (9, '{"v":1}', None),
+        (5, '{"c":2}', "c"),
+    ]
+    assert await store.usage_count(OP, "1", "2026-01-01", UsageKind.WRITE) == 4
+    assert await store.usage_count(OP, "1", "2026-01-01T00:00", UsageKind.WRITE_5MIN) == 4
+    meta = {m.resource_id: m for m in await store.list_resources(OP, None, 10, None)}
+    assert (meta["1"].last_modified_ms, meta["1"].attribute_names) == (9, ("c", "v"))
+    assert meta["2"].attribute_names == ("b", "v")
+
+
+async def test_a_group_commit_counts_appended_rows_as_the_writes_they_are(tmp_path: Path) -> None:
+    """``harvest_group_commit_batch_size`` and the store's stats count mutations; the rows of
+    an :class:`AppendWrites` are one-entry ``PutEntries`` each, and count as such (and against
+    the batch cap), whichever path built them."""
+    store = SqliteStore(tmp_path / "h.sqlite3")
+    await store.open()
+    sizes: list[int] = []
+    store.on_batch = lambda size, _: sizes.append(size)
+    try:
+        await store.apply([AppendWrites([appended("1", 1), appended("2", 1), appended("1", 2)])])
+        await store.apply([put(entry("3", 1)), AppendWrites([appended("3", 2)])])
+    finally:
+        await store.close()
+    assert sizes == [3, 2]
+    assert store.stats().mutations == 5
+    memory = MemoryStore()
+    await memory.apply([AppendWrites([appended("1", 1), appended("2", 1)]), MarkProvisioned()])
+    assert memory.stats().mutations == 3
+
+
+async def test_the_journal_folds_after_so_many_appended_rows(tmp_path: Path) -> None:
+    """``fold_after`` (setting ``journal_fold_rows``) counts writes: the rows of an
+    :class:`AppendWrites` each count, as the ``PutEntries`` they stand for."""
+    store = SqliteStore(tmp_path / "h.sqlite3", fold_after=5)
+    await store.open()
+    try:
+        await store.apply([AppendWrites([appended("1", t) for t in range(4)])])
+        assert store.stats().extra["unfolded"] == 4
+        folds = store.stats().extra["folds"]
+        await store.apply([AppendWrites([appended("2", 1)])])
+        for _ in range(100):  # the batch that crossed it is folded right after its answer
+            if store.stats().extra["folds"] > folds:
+                break
+            await asyncio.sleep(0.005)
+        assert (store.stats().extra["folds"], store.stats().extra["unfolded"]) == (folds + 1, 0)
+    finally:
+        await store.close()

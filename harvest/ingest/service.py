@@ -5,20 +5,19 @@ settings, enforces the size limit, turns the payload into a Harvest Data entry a
 It knows nothing of HTTP, TCP or UDP: transports only build an :class:`~harvest.domain.Upload`
 and render the :class:`~harvest.errors.HarvestError` it may raise.
 
-It also reports what happened to each upload, once: the write-latency metric and one record
-to its :class:`Reporter` (the request log) with the SIM, the status (``0``: no reply was sent),
-the bytes received, the reason of a refusal and the entries replaced. Transports report
-nothing themselves; a refusal of their own (a malformed header) goes through :meth:`refuse`.
+It also reports what happened to each upload, once (:mod:`harvest.ingest.reports`): the
+write-latency metric and one record to its :class:`~harvest.ingest.reports.Reporter` (the
+request log). Transports report nothing themselves; a refusal of their own (a malformed header)
+goes through :meth:`refuse`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Final, Protocol
+from typing import Final
 
 from harvest import errors
 from harvest.clock import Clock
@@ -29,15 +28,16 @@ from harvest.domain import (
     ResourceType,
     Sim,
     SimStatus,
+    Transport,
     Upload,
 )
 from harvest.errorlog import ErrorLog
 from harvest.errors import Dropped, HarvestError
-from harvest.faults import NO_FAULT, Faults
+from harvest.faults import NO_FAULT, Faults, Verdict
 from harvest.identity import Resolver
+from harvest.ingest.reports import Reporter, Reports
 from harvest.logcaps import LogThrottle
 from harvest.metrics import Metrics
-from harvest.netguard import source_of
 from harvest.payload.binary_parser import BinaryParserError, parser_for, to_json
 from harvest.payload.decode import (
     JSON,
@@ -54,21 +54,10 @@ from quotas.calendar import DAY_MS, FIVE_MINUTES_MS, five_minute_bucket, utc_day
 from quotas.limits import check_payload_size
 from quotas.service import QuotaService
 
-log = logging.getLogger(__name__)
-
 # Enum members read once: a class attribute lookup on an Enum goes through a descriptor
 # (~0.3 us), several times per write (tests/bench/ingest_stages.py).
 _SUBSCRIBER: Final = ResourceType.SUBSCRIBER
 _ACTIVE: Final = SimStatus.ACTIVE
-
-
-class Reporter(Protocol):
-    """Where the outcome of each upload goes (:class:`harvest.requestlog.RequestLog`)."""
-
-    def record(
-        self, protocol: str, peer: str, imsi: str | None, status: int, size: int,
-        latency_s: float, target: str, reason: str | None = None, replaced: int = 0,
-    ) -> None: ...  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -98,7 +87,31 @@ class Accepted:
         return len(self.mutation.entries)
 
 
-class IngestService:
+#: What :meth:`IngestService.check` found of an upload that passed every check, in order: the
+#: SIM; its group; when it was checked (emulator clock: its entries' ``lastModifiedTime``); the
+#: content type and content as stored; the ``(time, content)`` of each entry it becomes (one, or
+#: a batch's elements, notes 2.3); the content's top-level keys when known without parsing
+#: (binary's stored form); the category; the quota reservation; the fault verdict. A plain
+#: tuple: one is made per write, and a NamedTuple costs 0.6 us more to build.
+Checked = tuple[
+    Sim, Group, int, str, str, list[tuple[int, str]], tuple[str, ...] | None, str | None,
+    Reservation, Verdict,
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupPlan:
+    """What the ingest needs of one revision of a group (see :meth:`IngestService._plan`)."""
+
+    enabled: bool
+    #: The Binary Parser format when the parser is on.
+    parser: str | None
+    #: The Harvest options, or ``None`` with why they are refused.
+    options: HarvestOptions | None
+    problem: str
+
+
+class IngestService(Reports):
     """See the module docstring.
 
     :meth:`ingest` serves one upload. Transports that receive bursts (UDP) call :meth:`prepare`
@@ -133,14 +146,14 @@ class IngestService:
         self.drop_sessionless = drop_sessionless
         self.strict_json = strict_json
         self._faults = faults
-        self._quotas = quotas
+        self.quotas = quotas
         self.metrics = metrics
         self._registry = registry
         self._error_log = error_log
-        self._options_cache: dict[tuple[str, int], HarvestOptions] = {}
+        self._plans: dict[tuple[str, int], _GroupPlan] = {}
         self._day_cache: tuple[int, str] = (-1, "")
         self._bucket_cache: tuple[int, str] = (-1, "")
-        self._store = store
+        self.store = store
         self._clock = clock
         self._resolve = resolve
         self.max_payload_bytes = max_payload_bytes
@@ -151,21 +164,27 @@ class IngestService:
         By the session's address (spec B2), unless a transport verified another identity
         (a Beam-signed IMSI) and put it on the upload.
         """
-        if upload.imsi is not None:
-            sim = self._registry.sim_by_imsi(upload.imsi)
+        return self._identify(upload.imsi, upload.peer)
+
+    def _identify(self, imsi: str | None, peer: str) -> Sim:
+        if imsi is not None:
+            sim = self._registry.sim_by_imsi(imsi)
             if sim is None:
-                raise HarvestError(errors.NO_SESSION, f"No SIM has the IMSI {upload.imsi}.")
+                raise HarvestError(errors.NO_SESSION, f"No SIM has the IMSI {imsi}.")
             return sim
-        sim = self._resolve(upload.peer)
+        sim = self._resolve(peer)
         if sim is None:
-            raise HarvestError(errors.NO_SESSION, f"No SIM has a session at address {upload.peer}.")
+            raise HarvestError(errors.NO_SESSION, f"No SIM has a session at address {peer}.")
         return sim
 
     def sim_of(self, upload: Upload) -> Sim | None:
         """The SIM that sent ``upload``, if any, without refusing anything."""
-        if upload.imsi is not None:
-            return self._registry.sim_by_imsi(upload.imsi)
-        return self._resolve(upload.peer)
+        return self._sim_of(upload.imsi, upload.peer)
+
+    def _sim_of(self, imsi: str | None, peer: str) -> Sim | None:
+        if imsi is not None:
+            return self._registry.sim_by_imsi(imsi)
+        return self._resolve(peer)
 
     def group_of(self, peer: str) -> Group | None:
         """The group of the SIM at ``peer``, if any (for transports that shape replies)."""
@@ -192,76 +211,16 @@ class IngestService:
             series.payload_size.observe(len(upload.body))
         try:
             accepted = self._prepare(upload)
-        except Dropped as dropped:
-            self._refused(upload, dropped.reason, answered=False, started=started)
-            raise
-        except HarvestError as error:
-            self._refused(upload, error, answered=True, started=started)
-            raise
-        except Exception:
-            self._report(upload, started, 500)
+        except Exception as error:
+            self.failed(upload, error, started)
             raise
         accepted.started = started
         return accepted
 
-    def refuse(self, upload: Upload, error: HarvestError) -> None:
-        """Count, log and report a refusal the transport made itself, before the upload got
-        here (a malformed header, a bad Beam signature, a wrong method)."""
-        self._refused(upload, error, answered=True, started=time.perf_counter())
-
-    def _report(
-        self, upload: Upload, started: float, status: int, imsi: str | None = None,
-        reason: str | None = None, replaced: int = 0, now: float | None = None,
-    ) -> None:  # fmt: skip
-        """The upload's one report: its latency in the metrics, its record to the reporter.
-        ``now``: ``time.perf_counter()`` when the caller has it (a batch's)."""
-        elapsed = (time.perf_counter() if now is None else now) - started
-        if self.metrics is not None:
-            self.metrics.protocol[upload.transport].latency.observe(elapsed)
-        if self._reporter is not None:
-            size = len(upload.body) if upload.size is None else upload.size
-            self._reporter.record(
-                upload.transport, upload.peer, imsi, status, size, elapsed,
-                upload.target, reason, replaced,
-            )  # fmt: skip
-
-    def _refused(
-        self, upload: Upload, error: HarvestError | None, *, answered: bool, started: float
-    ) -> None:
-        """Count (by error code; ``dropped`` for a drop fault), log, show to the operator
-        (``GET /v1/logs``) and report why a write was refused, whether or not the device got
-        an answer."""
-        if self.metrics is not None:
-            reason = "dropped" if error is None else error.code
-            self.metrics.writes_refused.labels(upload.transport, reason).inc()
-        sim = self.sim_of(upload)
-        imsi = None if sim is None else sim.imsi
-        if error is None:  # a drop fault
-            self._report(upload, started, 0, imsi, "dropped")
-            return
-        self._report(upload, started, error.status if answered else 0, imsi, error.code)
-        line = (
-            "refused %s write from %s: %s %s%s",
-            upload.transport,
-            upload.peer,
-            error.code,
-            error.message,
-            "" if answered else " (no reply: the SIM has no data session)",
-        )
-        if self._throttle is None:
-            log.info(*line)
-        else:
-            kind = f"refused {upload.transport} writes"
-            self._throttle.log(log, logging.INFO, kind, source_of(upload.peer), *line)
-        if sim is not None:  # with no SIM there is no operator to show it to
-            self._error_log.record(
-                sim.operator_id,
-                sim.imsi,
-                error.message,
-                code=error.code,
-                status=error.status,
-                protocol=upload.transport,
-            )
+    @property
+    def faults_in_force(self) -> bool:
+        """Whether any fault rule is in force (each upload is checked against them)."""
+        return self._faults is not None and bool(self._faults.rules)
 
     def session_refusal(self, sim: Sim) -> HarvestError | None:
         """Why the network gives ``sim`` no data session (inactive, suspended, terminated, or
@@ -299,52 +258,44 @@ class IngestService:
             # together overlap even with a store that does not yield, which is what the rate
             # ceiling counts (spec B9).
             await asyncio.sleep(delay / 1000)
-            replaced = await self._store.apply([a.mutation for a in accepted])
+            replaced = await self.store.apply([a.mutation for a in accepted])
         except BaseException:
             for item in accepted:  # not stored: those writes do not count
-                self._quotas.release(item.sim.operator_id, item.reservation)
-                self._report(item.upload, item.started, 500, item.sim.imsi)
+                self.quotas.release(item.sim.operator_id, item.reservation)
+                self.report(item.upload, item.started, 500, item.sim.imsi)
             raise
         finally:
             for item in accepted:  # answered either way: no longer in flight
-                self._quotas.finish(item.sim.imsi)
+                self.quotas.finish(item.sim.imsi)
         finished = time.perf_counter()
         for item, count in zip(accepted, replaced, strict=True):
             item.replaced = count
-            self._report(item.upload, item.started, 201, item.sim.imsi, None, count, finished)
+            self.report(item.upload, item.started, 201, item.sim.imsi, None, count, finished)
         if self.metrics is not None:
-            self._count_stored(self.metrics, accepted)
-        for imsi in {a.sim.imsi for a in accepted if a.sim.status is not _ACTIVE}:
+            stored: dict[Transport, list[int]] = {}  # writes and replaced, by transport
+            stored_bytes = 0
+            for item in accepted:
+                entries = item.mutation.entries
+                counts = stored.setdefault(item.upload.transport, [0, 0])
+                counts[0] += len(entries)
+                counts[1] += item.replaced
+                for entry in entries:
+                    stored_bytes += len(entry.content)
+            self.count_stored(
+                self.metrics,
+                ((transport, writes, replaced) for transport, (writes, replaced) in stored.items()),
+                stored_bytes,
+                (a.reservation for a in accepted),
+                ((a.sim.imsi, a.entries) for a in accepted),
+            )
+        await self.activate(a.sim for a in accepted)
+
+    async def activate(self, sims: Iterable[Sim]) -> None:
+        """Activate the SIMs among ``sims`` not active yet: they have sent traffic."""
+        for imsi in {sim.imsi for sim in sims if sim.status is not _ACTIVE}:
             await self._registry.activate_on_traffic(imsi)
 
-    def _count_stored(self, metrics: Metrics, accepted: Sequence[Accepted]) -> None:
-        """The stored writes' metrics, summed over the batch where a series is shared."""
-        stored_bytes = included = overage = exhausted = 0
-        per_sim = metrics.sim_writes is not None
-        protocol = metrics.protocol
-        for item in accepted:
-            entries = item.mutation.entries
-            series = protocol[item.upload.transport]
-            series.stored.inc(len(entries))
-            if item.replaced:
-                series.replaced.inc(item.replaced)
-            for entry in entries:
-                stored_bytes += len(entry.content)
-            reservation = item.reservation
-            included += reservation.included
-            overage += reservation.overage
-            exhausted += reservation.exhausted
-            if per_sim:
-                metrics.sim_stored(item.sim.imsi, len(entries))
-        metrics.stored_bytes.inc(stored_bytes)
-        if included:
-            metrics.bundle_included.inc(included)
-        if overage:
-            metrics.bundle_overage.inc(overage)
-        if exhausted:
-            metrics.bundle_exhausted.inc(exhausted)
-
-    def _binary(self, body: bytes, sim: Sim, group: Group) -> tuple[str, tuple[str, ...]]:
+    def _binary(self, body: bytes, sim: Sim, fmt: str | None) -> tuple[str, tuple[str, ...]]:
         """Binary through the group's Binary Parser, or the plain payload form; with the
         stored JSON's top-level keys.
 
@@ -352,7 +303,6 @@ class IngestService:
         in the plain form, and the reason goes to the error log (notes 1.6): data is never
         dropped for a parser problem.
         """
-        fmt = binary_parser_format(group)
         if fmt is None:
             return payload_form(body), PAYLOAD_KEYS
         try:
@@ -369,12 +319,19 @@ class IngestService:
             )
             return payload_form(body), PAYLOAD_KEYS
 
-    def _prepare(self, upload: Upload) -> Accepted:
+    def check(
+        self, transport: Transport, peer: str, imsi: str | None, body: bytes,
+        content_type: str | None = None, timestamp_ms: int | None = None,
+    ) -> Checked:  # fmt: skip
+        """Every check and conversion of one upload, in the service's order, and its quota
+        admission: what both :meth:`prepare` and the raw listeners' batch path
+        (:class:`~harvest.ingest.batch.RawIngest`) store. Raises as :meth:`prepare` does,
+        without reporting anything."""
         verdict = NO_FAULT
         if self._faults is not None and self._faults.rules:
-            known = self.sim_of(upload)
+            known = self._sim_of(imsi, peer)
             verdict = self._faults.check(
-                upload.transport,
+                transport,
                 imsi=None if known is None else known.imsi,
                 group_id=None if known is None else known.group_id,
             )
@@ -382,32 +339,54 @@ class IngestService:
                 raise Dropped
             if verdict.error is not None:
                 raise verdict.error
-        sim = self.identify(upload)
-        refusal = self.session_refusal(sim)
-        if refusal is not None:
+        sim = self._identify(imsi, peer)
+        if sim.barred or not (sim.status is _ACTIVE or sim.status.allows_data):
+            refusal = self.session_refusal(sim)
+            assert refusal is not None
             # No session on the real network: the device sees no reply at all (spec B12).
             raise Dropped(refusal) if self.drop_sessionless else refusal
-        check_payload_size(len(upload.body), self.max_payload_bytes)
+        if len(body) > self.max_payload_bytes:
+            check_payload_size(len(body), self.max_payload_bytes)
         group = None if sim.group_id is None else self._registry.group_by_id(sim.group_id)
         if group is None:
             raise HarvestError(errors.NO_GROUP, f"SIM {sim.imsi} does not belong to a group.")
-        if not group.harvest_enabled:
+        plan = self._plan(group)
+        if not plan.enabled:
             raise HarvestError(
                 errors.HARVEST_DISABLED, f"Harvest Data is not enabled for group {group.group_id}."
             )
-        typed = decode_typed(upload.body, upload.content_type, strict_json=self.strict_json)
+        typed = (
+            None
+            if content_type is None
+            else decode_typed(body, content_type, strict_json=self.strict_json)
+        )
         keys: tuple[str, ...] | None = None  # known without parsing: binary's stored form
         if typed is None:
-            content, keys = self._binary(upload.body, sim, group)
+            content, keys = self._binary(body, sim, plan.parser)
             content_type = JSON
         else:
             content_type, content = typed
         now = self._clock.now_ms()
-        options = self._options(group)
+        if plan.options is None:
+            raise HarvestError(errors.OPTION_REJECTED, plan.problem)
         try:
-            stamped = apply_options(options, content_type, content, now, upload.timestamp_ms)
+            stamped = apply_options(plan.options, content_type, content, now, timestamp_ms)
         except OptionError as error:
             raise HarvestError(errors.OPTION_REJECTED, str(error)) from None
+        # A batch element is billed as one write (notes 2.3), so the count is per entry.
+        reservation = self.quotas.admit(sim.operator_id, sim.imsi, len(stamped), now)
+        return (
+            sim, group, now, content_type, content, stamped, keys, plan.options.category,
+            reservation, verdict,
+        )  # fmt: skip
+
+    def _prepare(self, upload: Upload) -> Accepted:
+        sim, group, now, content_type, content, stamped, keys, category, reservation, verdict = (
+            self.check(
+                upload.transport, upload.peer, upload.imsi, upload.body, upload.content_type,
+                upload.timestamp_ms,
+            )
+        )  # fmt: skip
         entries = tuple(
             DataEntry(
                 sim.operator_id,
@@ -416,43 +395,45 @@ class IngestService:
                 time,
                 content_type,
                 text,
-                options.category,
+                category,
                 keys if text is content else None,  # a batch element has keys of its own
             )
             for time, text in stamped
         )
-        # A batch element is billed as one write (notes 2.3), so the count is per entry.
-        reservation = self._quotas.admit(sim.operator_id, sim.imsi, len(entries))
         counted = DeviceWrites(
-            sim.operator_id, sim.imsi, self._day(now), self._bucket(now), len(entries)
+            sim.operator_id, sim.imsi, self.day(now), self.bucket(now), len(entries)
         )
         if verdict.duplicate:  # the same content again a millisecond later, as a retry would
             entries += tuple(replace(e, time=e.time + 1) for e in entries)
         mutation = PutEntries(entries, now, writes=counted)
         return Accepted(sim, group, mutation, reservation, upload, verdict.delay_ms)
 
-    def _options(self, group: Group) -> HarvestOptions:
-        """The group's Harvest options, parsed once per revision of the group."""
+    def _plan(self, group: Group) -> _GroupPlan:
+        """What the ingest needs of ``group``, worked out once per revision of the group."""
         key = (group.group_id, group.revision)
-        cached = self._options_cache.get(key)
-        if cached is None:
+        plan = self._plans.get(key)
+        if plan is None:
             try:
-                cached = options_from_config(group.configuration.get(HARVEST_NAMESPACE, {}))
+                options: HarvestOptions | None = options_from_config(
+                    group.configuration.get(HARVEST_NAMESPACE, {})
+                )
+                problem = ""
             except OptionError as error:
-                raise HarvestError(errors.OPTION_REJECTED, str(error)) from None
-            if len(self._options_cache) > 10_000:
-                self._options_cache.clear()
-            self._options_cache[key] = cached
-        return cached
+                options, problem = None, str(error)
+            plan = _GroupPlan(group.harvest_enabled, binary_parser_format(group), options, problem)
+            if len(self._plans) > 10_000:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
 
-    def _bucket(self, now: int) -> str:
+    def bucket(self, now: int) -> str:
         """The 5-minute stats bucket of ``now``, computed once per bucket."""
         number = now // FIVE_MINUTES_MS
         if number != self._bucket_cache[0]:
             self._bucket_cache = (number, five_minute_bucket(now))
         return self._bucket_cache[1]
 
-    def _day(self, now: int) -> str:
+    def day(self, now: int) -> str:
         """The UTC day of ``now``, computed once per day rather than once per write."""
         day_number = now // DAY_MS
         if day_number != self._day_cache[0]:
