@@ -105,6 +105,7 @@ class Housekeeping:
         self._sweep_interval_s = sweep_interval_s
         self._cursor: tuple[str, tuple[str, str] | None] | None = None
         self._lock = asyncio.Lock()
+        self._reads_lock = asyncio.Lock()  # see flush_reads
         self._day = ""
         self._cycle_done = False
         self.swept = 0
@@ -339,10 +340,13 @@ class Housekeeping:
     # --- reads --------------------------------------------------------------------------------
     async def flush_reads(self) -> None:
         """Store the reads noted since the last flush (at most a second old, or before any bill
-        or stats answer), so the ledger stays exact without a commit on every read."""
-        rows = self._quotas.drain_reads()
-        if rows:
-            await self._store.apply([RecordUsage(rows)])
+        or stats answer), so the ledger stays exact without a commit on every read. Returns
+        once every read noted before the call is stored, also when another flush (the
+        background task's) had taken them and is still storing them."""
+        async with self._reads_lock:
+            rows = self._quotas.drain_reads()
+            if rows:
+                await self._store.apply([RecordUsage(rows)])
 
     # --- the background task --------------------------------------------------------------------
     async def run(self) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from harvest import errors
+from harvest.context import QUOTAS
+from quotas.housekeeping import HOUSEKEEPING
 from tests.conftest import Emulator
 from tests.gateway.test_raw_listeners import udp_exchange
 from tests.harvest.api_helpers import expect_error
@@ -468,3 +470,18 @@ async def test_a_clock_jump_sweeps_expired_entries_from_the_file(emulator: Emula
     assert rows() == 5
     await emulator.control("POST", "/clock/advance", {"seconds": 41 * DAY_S})
     assert rows() == 0  # deleted, not only hidden, when the jump answers
+
+
+async def test_a_flush_of_reads_returns_once_the_reads_taken_by_another_are_stored(
+    emulator: Emulator,
+) -> None:
+    """An export or a bill flushes the noted reads first; when the background task has just
+    taken them and is storing them, that flush must wait for it, or the export would lack
+    them (it did, now and then, under load)."""
+    housekeeping = emulator.app[HOUSEKEEPING]
+    emulator.app[QUOTAS].note_read("OP0000000000", IMSI, 10)
+    background = asyncio.ensure_future(housekeeping.flush_reads())
+    await asyncio.sleep(0)  # it has taken the reads and waits for the store
+    await housekeeping.flush_reads()
+    assert background.done()
+    await background
