@@ -1,8 +1,9 @@
-"""The chart of docs/benchmarks.md: ingest throughput and server CPU per write, before and after,
-drawn as SVG from the figures in docs/benchmarks.json (written by hand from the benchmarks'
-output, each with the command that made it).
+"""The charts of docs/benchmarks.md: ingest throughput and server CPU per write, before and after,
+drawn as SVG from the figures in a JSON file beside each (written by hand from the benchmarks'
+output, each with the command that made it): docs/benchmarks.json (the journal) and
+docs/benchmarks-batch-lean.json (the raw batch path and the lean HTTP path).
 
-    python -m tests.bench.chart            # rewrites docs/benchmarks-ingest.svg
+    python -m tests.bench.chart            # rewrites every chart of CHARTS
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "docs" / "benchmarks.json"
 CHART = ROOT / "docs" / "benchmarks-ingest.svg"
+#: Each chart: the figures it is drawn from, and the SVG.
+CHARTS = (
+    (FIGURES, CHART),
+    (ROOT / "docs" / "benchmarks-batch-lean.json", ROOT / "docs" / "benchmarks-batch-lean.svg"),
+)
 
 WIDTH, PANEL_HEIGHT, LEFT, TOP, BAR = 820, 240, 130, 40, 48
 COLOURS = {"before": "#9aa5b1", "after": "#1f6feb", "baseline": "#d29922"}
@@ -70,8 +76,9 @@ def render(figures: dict[str, list[dict[str, float | str]]]) -> str:
 
 
 def main() -> None:
-    CHART.write_text(render(json.loads(FIGURES.read_text())), encoding="utf-8")
-    print(f"wrote {CHART.relative_to(ROOT)}")
+    for figures, chart in CHARTS:
+        chart.write_text(render(json.loads(figures.read_text())), encoding="utf-8")
+        print(f"wrote {chart.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
