@@ -34,7 +34,8 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from gateway.http import BEAM_MARKERS, parse_timestamp
 from gateway.httphead import OTHER, Head, read_head
-from gateway.unified import PATH_PREFIX, ResponseFormat, response_format, unified_reply
+from gateway.turns import NextTurn, Tasks
+from gateway.unified import PATH_PREFIX, answers_unified, unified_reply
 from harvest import errors
 from harvest.domain import Group, Transport, Upload
 from harvest.edge import EdgeConnection
@@ -113,9 +114,9 @@ class DeviceHttp:
         self.beam = bool(settings.beam_psk)
         self.replies = Replies()
         self.connections: set[LeanConnection] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = Tasks()
         self._pending: list[tuple[Accepted, LeanConnection, bool]] = []
-        self._scheduled = False
+        self._next_turn = NextTurn(self._drain)
         #: Requests served, connections handed over to aiohttp (tests, benchmarks).
         self.served = 0
         self.handed_over = 0
@@ -151,7 +152,7 @@ class DeviceHttp:
     def refusal(self, error: HarvestError, group: Group | None, unified: bool) -> bytes:
         """A device refusal (``gateway.http.refusal``), or the Unified format when the
         group asks for it on the Unified Endpoint."""
-        if unified and response_format(group) is ResponseFormat.UNIFIED:
+        if answers_unified(unified, group):
             text = "" if self.bare else dumps(error.body())
             status, body = unified_reply(error.status, text)
             return self.replies.json(status, body)
@@ -160,7 +161,7 @@ class DeviceHttp:
         return self.replies.json(error.status, error.body(), error.headers or None)
 
     def stored(self, accepted: Accepted, unified: bool) -> bytes:
-        if unified and response_format(accepted.group) is ResponseFormat.UNIFIED:
+        if answers_unified(unified, accepted.group):
             status, body = unified_reply(self.unified_created, "")
             return self.replies.json(status, body)
         return self.replies.created()
@@ -169,29 +170,16 @@ class DeviceHttp:
         """Store ``accepted`` with the other writes of this turn of the loop (alone when a
         fault delays it: the delay is its own), then answer ``connection``."""
         item = (accepted, connection, unified)
-        loop = asyncio.get_running_loop()
         if accepted.delay_ms:
-            self._start(loop, [item])
+            self.tasks.start(self._commit([item]))
             return
         self._pending.append(item)
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._drain)
+        self._next_turn.ask()
 
     def _drain(self) -> None:
-        self._scheduled = False
         batch, self._pending = self._pending, []
         if batch:
-            self._start(asyncio.get_running_loop(), batch)
-
-    def _start(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[Accepted, LeanConnection, bool]],
-    ) -> None:
-        task = loop.create_task(self._commit(batch))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+            self.tasks.start(self._commit(batch))
 
     async def _commit(self, batch: list[tuple[Accepted, LeanConnection, bool]]) -> None:
         try:
@@ -213,8 +201,7 @@ class DeviceHttp:
         connection the lean path still serves. The listeners are closed already."""
         if self._pending:
             self._drain()
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=drain_s)
+        await self.tasks.wait(drain_s)
         for connection in list(self.connections):
             connection.close()
 

@@ -21,7 +21,7 @@ import logging
 from aiohttp import web
 
 from gateway.beam import BeamSignatureError, unwrap_payload, verify_http
-from gateway.unified import PATH_PREFIX, ResponseFormat, response_format, unified_reply
+from gateway.unified import PATH_PREFIX, answers_unified, unified_reply
 from harvest import errors
 from harvest.console.app import PATH as CONSOLE_PATH
 from harvest.console.app import wants_console
@@ -163,11 +163,11 @@ async def _write(request: web.Request) -> web.Response:
         accepted = await ingest.ingest(upload)
     except HarvestError as error:
         group = ingest.group_of(request.remote or "") if unified else None
-        if unified and response_format(group) is ResponseFormat.UNIFIED:
+        if answers_unified(unified, group):
             status, reply = unified_reply(error.status, _error_text(request, error))
             return json_response(reply, status=status)
         raise
-    if unified and response_format(accepted.group) is ResponseFormat.UNIFIED:
+    if answers_unified(unified, accepted.group):
         created = request.config_dict[SETTINGS].unified_harvest_status
         status, reply = unified_reply(created, "")
         return json_response(reply, status=status)

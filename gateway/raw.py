@@ -8,14 +8,14 @@ is binary (spec A1).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from gateway.beam import BeamSignatureError, TcpFirstLine
-from gateway.unified import ResponseFormat, raw_unified_reply, response_format
+from gateway.turns import NextTurn, Tasks
+from gateway.unified import answers_unified, raw_unified_reply
 from harvest import errors
 from harvest.domain import Group, Transport, Upload
 from harvest.errors import Dropped, HarvestError
@@ -102,7 +102,7 @@ class Replies:
         self.unified_created = unified_created
 
     def _unified(self, group: Group | None) -> bool:
-        return self.unified and response_format(group) is ResponseFormat.UNIFIED
+        return answers_unified(self.unified, group)
 
     def accepted(self, group: Group) -> RawReply:
         """The reply to a stored write of a SIM in ``group``."""
@@ -148,12 +148,12 @@ class RawHandler(Generic[To]):
         self.deliver = deliver
         self.replies = Replies(ingest, unified=unified, unified_created=unified_created)
         self.raw = RawIngest(ingest, transport, listener)
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = Tasks()
         #: Messages accepted and not answered yet (being stored).
         self.in_flight = 0
         self._pending: list[Message] = []
         self._to: list[To] = []
-        self._scheduled = False
+        self._next_turn = NextTurn(self._drain)
 
     def admits(self, peer: str) -> bool:
         """Whether a new connection from ``peer`` may proceed; a SIM without a data session
@@ -170,12 +170,9 @@ class RawHandler(Generic[To]):
         reply goes to ``to``, later in this turn of the loop or once stored."""
         self._pending.append((body, peer, imsi))
         self._to.append(to)
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._drain)
+        self._next_turn.ask()
 
     def _drain(self) -> None:
-        self._scheduled = False
         messages, self._pending = self._pending, []
         to, self._to = self._to, []
         batch = self.raw.check(messages)
@@ -193,9 +190,7 @@ class RawHandler(Generic[To]):
                 deliver(to[position], RawReply(FAILED))
         if batch.accepted:
             self.in_flight += len(batch.accepted)
-            task = asyncio.get_running_loop().create_task(self._commit(batch, to))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self.tasks.start(self._commit(batch, to))
 
     async def _commit(self, batch: RawBatch, to: list[To]) -> None:
         try:
@@ -219,5 +214,4 @@ class RawHandler(Generic[To]):
         """Check what is waiting; what is being stored gets ``drain_s`` seconds."""
         if self._pending:
             self._drain()
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=drain_s)
+        await self.tasks.wait(drain_s)

@@ -48,6 +48,12 @@ def response_format(group: Group | None) -> ResponseFormat:
     return ResponseFormat.AUTO
 
 
+def answers_unified(unified: bool, group: Group | None) -> bool:
+    """Whether a write to the ``unified`` endpoint (or not) gets the Unified format: only the
+    Unified Endpoint answers in it, and only when the SIM's group asks for it."""
+    return unified and response_format(group) is ResponseFormat.UNIFIED
+
+
 def unified_reply(harvest_status: int, harvest_body: str) -> tuple[int, dict[str, Any]]:
     """The Unified format: (HTTP status, body) for Harvest's own (status, body)."""
     ok = 200 <= harvest_status < 300
