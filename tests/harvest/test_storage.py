@@ -489,3 +489,30 @@ async def test_the_journal_folds_after_so_many_appended_rows(tmp_path: Path) -> 
         assert (store.stats().extra["folds"], store.stats().extra["unfolded"]) == (folds + 1, 0)
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("rows", [1, 3, 4, 5, 21, 255, 256, 257, 341, 600])
+async def test_an_append_of_any_size_keeps_every_row_in_order(store: Store, rows: int) -> None:
+    """The SQLite journal appends a batch in statements of several fixed sizes: whatever the
+    batch's size, every row is stored, and of two rows at one key (one SIM, one millisecond)
+    the later wins and says it replaced the earlier, as its writes came in that order."""
+
+    def key(n: int) -> tuple[str, int]:  # seven SIMs, each a millisecond later every 7 rows
+        return str(n % 7), 10 + n // 7
+
+    batch = [appended(*key(n), f'{{"n":{n}}}') for n in range(rows)]
+    last = rows - 1  # its key again, at its SIM's newest time: the journal's path
+    batch.append(appended(*key(last), '{"again":1}'))
+    mutation = AppendWrites(batch)
+    assert await store.apply([mutation]) == (1,)
+    assert mutation.replaced == [rows]
+    stored = {
+        (e.resource_id, e.time): e.content
+        for sim in map(str, range(7))
+        for e in await store.query_entries(query(sim))
+    }
+    expected = {key(n): f'{{"n":{n}}}' for n in range(rows)}
+    expected[key(last)] = '{"again":1}'
+    assert stored == expected
+    counted = [await store.usage_count(OP, str(s), "2026-01-01", UsageKind.WRITE) for s in range(7)]
+    assert sum(counted) == rows + 1
