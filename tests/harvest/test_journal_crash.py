@@ -75,7 +75,9 @@ async def test_kills_while_folding_under_load_lose_nothing_acknowledged(tmp_path
 def crash_journal(path: Path, rows: int, start_ms: int) -> None:
     """What a crash under load leaves: ``rows`` journalled writes of the default SIM, with their
     usage, not folded: two thirds of them carrying their usage on their rows (device writes),
-    the rest with it in ``journal_usage`` (the general form)."""
+    the rest with it in ``journal_usage`` (the general form), which also says the day had
+    Harvest on, as any day with device writes has (the SIM may have been provisioned on a
+    later day: the test's hour before now crosses UTC midnight in the first hour of a day)."""
     day = time.strftime("%Y-%m-%d", time.gmtime(start_ms / 1000))
     bucket = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(start_ms / 1000))
     on_rows = rows * 2 // 3
@@ -96,6 +98,9 @@ def crash_journal(path: Path, rows: int, start_ms: int) -> None:
         db.execute(
             "INSERT INTO journal_usage VALUES (NULL, ?, ?, ?, 'write', ?)",
             (OP, day, IMSI, rows - on_rows),
+        )
+        db.execute(
+            "INSERT INTO journal_usage VALUES (NULL, ?, ?, ?, 'harvest_day', 1)", (OP, day, IMSI)
         )
     db.close()
 
@@ -123,8 +128,9 @@ async def test_a_kill_during_the_start_up_fold_leaves_the_journal_whole(tmp_path
             bill = await api.get(f"/v1/bills/{month}")
             assert bill.status == 200  # the month's bill reads the folded ledger
             # 150,000 writes of one SIM on one day: 2,000 in the bundle, 148,000 at 0.00004 USD
-            # (logging-service-terms Schedule 2(1); docs/billing.md) = 5.92 USD, counted once
-            # (no Harvest-enabled day was journalled, so no option fee)
+            # (logging-service-terms Schedule 2(1); docs/billing.md) = 5.92 USD, counted once;
+            # the day's 0.05 USD option fee (once, however often its day is recorded) is within
+            # the month's free tier
             assert bill.json["amount"] == 5.92
     assert journal_rows(database) == 0
     assert ledger_writes(database)[IMSI] == rows
