@@ -70,13 +70,14 @@ CREATE TABLE IF NOT EXISTS journal_usage (
 );
 """
 
-_APPEND_ROW = "(NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-#: Rows per statement of an append: one statement carries many rows (one step instead of one
-#: per row: ~20 % less CPU per row than ``executemany``, docs/benchmarks.md); a few fixed sizes
-#: keep the statements few and in the connection's statement cache. 256 rows bind 3,072
-#: parameters, under SQLite's limit of 32,766 (https://www.sqlite.org/limits.html, item 9).
+APPEND_ROW = "(NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: Rows per statement of an append: one statement carries many rows, one step instead of one
+#: per row (0.87-0.96x ``executemany``'s CPU per row, ``python -m tests.bench.journal``,
+#: docs/benchmarks.md); a few fixed sizes keep the statements few and in the connection's
+#: statement cache. 256 rows bind 3,072 parameters, under SQLite's limit of 32,766
+#: (https://www.sqlite.org/limits.html, item 9).
 _APPEND_SIZES = (256, 64, 16, 4, 1)
-_APPEND = {n: "INSERT INTO journal VALUES " + ", ".join([_APPEND_ROW] * n) for n in _APPEND_SIZES}
+_APPEND = {n: "INSERT INTO journal VALUES " + ", ".join([APPEND_ROW] * n) for n in _APPEND_SIZES}
 #: Journal tables of schema 5 gain the per-row usage (``MIGRATIONS[5]``).
 ADD_ROW_USAGE = """
 ALTER TABLE journal ADD COLUMN usage_day TEXT;
@@ -237,7 +238,7 @@ def try_journal(
                 add_usage(usage, row)
         else:
             return None
-    _append(db, rows)
+    append(db, rows)
     if usage:
         db.executemany(_APPEND_USAGE, [(*key, n) for key, n in usage.items()])
     newest.update(seen)
@@ -248,7 +249,7 @@ def try_journal(
     return tuple(replaced)
 
 
-def _append(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+def append(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert ``rows`` into the journal in order, in statements of :data:`_APPEND_SIZES`."""
     start, left = 0, len(rows)
     for size in _APPEND_SIZES:
