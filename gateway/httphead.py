@@ -21,9 +21,12 @@ MAX_HEAD: Final = 8190
 # A request line with a path of unreserved and sub-delimiter characters only: no ``%`` escape,
 # query or fragment, so the path aiohttp would report (decoded, normalised) is these very bytes.
 _REQUEST_LINE: Final = re.compile(rb"POST (/[-A-Za-z0-9._~!$&'()*+,;=:@/]*) HTTP/1\.1")
-# A header field: a token, a colon, a value of visible ASCII and spaces (RFC 9110 5.5; no
-# obs-fold, no control character, no byte above 0x7e).
-_FIELD: Final = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+):[ \t]*([\x20-\x7e\t]*?)[ \t]*")
+# Header fields, each ended by CRLF: a token, a colon, a value of visible ASCII, spaces and tabs
+# (RFC 9110 5.5; no obs-fold, no control character, no byte above 0x7e). One match checks every
+# field and _PAIRS takes them apart: a match per field cost half as much again (11.4 against
+# 7.8 us for a head of six fields).
+_FIELDS: Final = re.compile(rb"(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\x20-\x7e\t]*\r\n)*")
+_PAIRS: Final = re.compile(r"([^:]+):[ \t]*([^\r]*)\r\n")
 # Fields that make a request another shape than the one served here.
 _OTHER_SHAPES: Final = frozenset({"transfer-encoding", "expect", "upgrade"})
 
@@ -64,22 +67,19 @@ def read_head(buffer: bytes | bytearray, start: int, max_body: int) -> Head | _O
         # Only a POST can be ours: anything else is handed over without waiting for more.
         prefix = bytes(buffer[start : start + 5])
         return None if b"POST "[: len(prefix)] == prefix else OTHER
-    lines = bytes(buffer[start:end]).split(b"\r\n")
-    request_line = _REQUEST_LINE.fullmatch(lines[0])
+    first = buffer.find(b"\r\n", start, end + 2)
+    request_line = _REQUEST_LINE.fullmatch(buffer, start, first)
     if request_line is None:
         return OTHER
     path = request_line[1].decode("ascii")
     if "//" in path or "/." in path:  # aiohttp would normalise it: not the same path
         return OTHER
-    fields: dict[str, str] = {}
-    for line in lines[1:]:
-        field = _FIELD.fullmatch(line)
-        if field is None:
-            return OTHER
-        name = field[1].decode("ascii").lower()
-        if name in fields:  # a repeated field: which one counts is aiohttp's to say
-            return OTHER
-        fields[name] = field[2].decode("ascii")
+    if _FIELDS.fullmatch(buffer, first + 2, end + 2) is None:
+        return OTHER
+    pairs = _PAIRS.findall(buffer[first + 2 : end + 2].decode("ascii"))  # ASCII, as matched
+    fields = {name.lower(): value.rstrip(" \t") for name, value in pairs}
+    if len(fields) < len(pairs):  # a repeated field: which one counts is aiohttp's to say
+        return OTHER
     if not _OTHER_SHAPES.isdisjoint(fields) or "host" not in fields:
         return OTHER
     connection = fields.get("connection")

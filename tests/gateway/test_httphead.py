@@ -43,6 +43,8 @@ def test_a_body_not_complete_yet_is_told_by_its_end() -> None:
         WRITE.replace(b"Host: h\r\n", b""),
         WRITE.replace(b"Host: h", b"Host: h\xc3\xa9"),
         WRITE.replace(b"Host: h", b"Host: h\x01"),
+        WRITE.replace(b"Host: h", b"Host: h\rx"),  # a bare CR inside a value
+        WRITE.replace(b"Host: h", b": x\r\nHost: h"),  # a field without a name
         WRITE.replace(b"Host: h", b"Host h"),
         WRITE.replace(b"Host: h", b"Host : h"),
         WRITE.replace(b"Host: h\r\n", b"Host: h\r\n x\r\n"),
@@ -67,3 +69,18 @@ def test_anything_else_is_aiohttps(request_bytes: bytes) -> None:
 def test_keep_alive_is_the_served_shape() -> None:
     kept = WRITE.replace(b"Host: h", b"Connection: Keep-Alive\r\nHost: h")
     assert isinstance(read_head(kept, 0, 1024), Head)
+
+
+def test_blanks_around_a_value_are_not_part_of_it() -> None:
+    """Spaces and tabs after the colon and at the end are dropped (RFC 9110 5.5), those inside
+    kept; an empty value is a value."""
+    fields = b"Host: h\r\nX-Empty:\r\nX-Tabs:\t a \tb\t \r\n"
+    head = read_head(WRITE.replace(b"Host: h\r\n", fields), 0, 1024)
+    assert isinstance(head, Head)
+    assert head.fields == {
+        "host": "h",
+        "x-empty": "",
+        "x-tabs": "a \tb",
+        "content-type": "text/plain",
+        "content-length": "3",
+    }
