@@ -84,6 +84,13 @@ FREE_TIER_PER_MONTH: Final = Decimal("1.55")
 #: SIM-day (General Provisions (b); see the module docstring).
 CENT: Final = Decimal("0.01")
 
+#: Writes past the bundle per cent of write fee: 0.01 / 0.00004 = 250. Rounded up to the cent, a
+#: SIM-day's write fee is the same for every overage of one step (250k + 1 to 250(k + 1) writes,
+#: :func:`write_fee_step`): a running meter need recompute it only when the step changes.
+WRITES_PER_CENT: Final = int(CENT / WRITE_FEE_PER_REQUEST)
+if WRITES_PER_CENT * WRITE_FEE_PER_REQUEST != CENT:  # pragma: no cover - a fee of whole steps
+    raise ValueError("the write fee must divide a cent for write_fee_step to hold")
+
 #: ``getBillingSummaryOfSims`` lists at most 100 SIMs (OpenAPI ``BillingSummaryResponseOfSims``).
 SIM_SUMMARY_LIMIT: Final = 100
 
@@ -118,6 +125,12 @@ def sim_day_write_fee(overage_writes: int) -> Decimal:
     if overage_writes < 0:
         raise ValueError(f"negative overage: {overage_writes}")
     return round_up_to_cent(overage_writes * WRITE_FEE_PER_REQUEST)
+
+
+def write_fee_step(overage_writes: int) -> int:
+    """The step of :data:`WRITES_PER_CENT` writes that ``overage_writes`` is in (0 for none):
+    overages of one step have the same :func:`sim_day_write_fee`."""
+    return -(-overage_writes // WRITES_PER_CENT)
 
 
 def unavailability_credit(fee: Decimal, days: int, year: int, month: int) -> Decimal:

@@ -8,7 +8,6 @@ ingest, which stores the same writes in the same transaction as their entries.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from quotas.fees import (
     month_lines,
     sim_day_charge,
     sim_day_write_fee,
+    write_fee_step,
 )
 from quotas.ratelimit import RateLimiter, RateSettings
 
@@ -90,10 +90,6 @@ def unavailable_days(rows: Iterable[LedgerRow]) -> int:
 
 
 _NO_FEE = Decimal("0.00")
-#: :func:`~quotas.fees.sim_day_write_fee` of the overages met lately: every write past a SIM's
-#: bundle asks for one (~1.3 us of Decimal arithmetic), and a fleet's SIMs pass through the
-#: same counts.
-_write_fee = functools.lru_cache(maxsize=4096)(sim_day_write_fee)
 
 
 @dataclass(slots=True)
@@ -121,11 +117,14 @@ class MonthMeter:
         if not writes:
             return
         key = (imsi, day)
-        new = max(0, self.overage.get(key, 0) + writes)
+        before = self.overage.get(key, 0)
+        new = max(0, before + writes)
         self.overage[key] = new
-        fee = _write_fee(new)
-        old = self.fees.get(key, _NO_FEE)
-        if fee != old:  # a cent per 250 writes: most writes past the bundle change nothing
+        # A cent per 250 writes: most writes past the bundle leave the fee as it was, and its
+        # Decimal arithmetic cost ~7 us a write past the bundle (one SIM, tests/bench/http_ingest).
+        if write_fee_step(new) != write_fee_step(before):
+            fee = sim_day_write_fee(new)
+            old = self.fees.get(key, _NO_FEE)
             self.fees[key] = fee
             self.write_fee += fee - old
 
