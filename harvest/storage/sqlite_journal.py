@@ -72,12 +72,15 @@ CREATE TABLE IF NOT EXISTS journal_usage (
 
 APPEND_ROW = "(NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #: Rows per statement of an append: one statement carries many rows, one step instead of one
-#: per row (0.87-0.96x ``executemany``'s CPU per row, ``python -m tests.bench.journal``,
-#: docs/benchmarks.md); a few fixed sizes keep the statements few and in the connection's
-#: statement cache. 256 rows bind 3,072 parameters, under SQLite's limit of 32,766
-#: (https://www.sqlite.org/limits.html, item 9).
-_APPEND_SIZES = (256, 64, 16, 4, 1)
+#: per row (0.87-0.96x ``executemany``'s CPU per row in batches of 150, ``python -m
+#: tests.bench.journal``, docs/benchmarks.md); a few fixed sizes keep the statements few and in
+#: the connection's statement cache. 256 rows bind 3,072 parameters, under SQLite's limit of
+#: 32,766 (https://www.sqlite.org/limits.html, item 9). The last rows, fewer than 16, go in one
+#: ``executemany``: below 16 rows a multi-row statement costs more than it saves (a batch of
+#: one: ~9 against ~8 us).
+_APPEND_SIZES = (256, 64, 16)
 _APPEND = {n: "INSERT INTO journal VALUES " + ", ".join([APPEND_ROW] * n) for n in _APPEND_SIZES}
+_APPEND_ONE = f"INSERT INTO journal VALUES {APPEND_ROW}"
 #: Journal tables of schema 5 gain the per-row usage (``MIGRATIONS[5]``).
 ADD_ROW_USAGE = """
 ALTER TABLE journal ADD COLUMN usage_day TEXT;
@@ -250,7 +253,8 @@ def try_journal(
 
 
 def append(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` into the journal in order, in statements of :data:`_APPEND_SIZES`."""
+    """Insert ``rows`` into the journal in order: statements of :data:`_APPEND_SIZES` rows,
+    then the rest one by one."""
     start, left = 0, len(rows)
     for size in _APPEND_SIZES:
         sql = _APPEND[size]
@@ -258,6 +262,8 @@ def append(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
             db.execute(sql, [value for row in rows[start : start + size] for value in row])
             start += size
             left -= size
+    if left:
+        db.executemany(_APPEND_ONE, rows[start:])
 
 
 def _append_rows(
