@@ -121,7 +121,8 @@ class MonthMeter:
         new = max(0, before + writes)
         self.overage[key] = new
         # A cent per 250 writes: most writes past the bundle leave the fee as it was, and its
-        # Decimal arithmetic cost ~7 us a write past the bundle (one SIM, tests/bench/http_ingest).
+        # Decimal arithmetic made the meter cost 3.6 us a write past the bundle, 1.6 us now
+        # (docs/benchmarks.md, "HTTP on this machine").
         if write_fee_step(new) != write_fee_step(before):
             fee = sim_day_write_fee(new)
             old = self.fees.get(key, _NO_FEE)
