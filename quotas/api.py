@@ -2,7 +2,7 @@
 ``getLatestBilling``, ``getBilling``, ``getBillingPerDay``, ``getBillingSummaryOfBillItems``,
 ``getBillingSummaryOfSims``, ``getHarvestStats``, ``getHarvestExportedDataStats``).
 
-Every figure comes from the usage ledger through :mod:`quotas.fees`; a month before the
+Every figure comes from the usage ledger through :mod:`quotas.bills`; a month before the
 emulator clock's month is closed, the current one is temporary.
 """
 
@@ -21,8 +21,8 @@ from harvest.context import CLOCK, REGISTRY, STORE, TOKEN
 from harvest.errors import HarvestError
 from harvest.storage.base import UsageKind
 from harvest.web import json_response
+from quotas.bills import MonthBill, billing_history_to_wire, month_bill, month_is_closed
 from quotas.calendar import FIVE_MINUTES_MS, LATEST_MS, five_minute_bucket, utc_day
-from quotas.fees import MonthBill, billing_history_to_wire, month_bill, month_is_closed
 from quotas.housekeeping import HOUSEKEEPING
 from quotas.service import fee_usages, unavailable_days
 

@@ -26,25 +26,27 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from quotas.fees import (
+from quotas.bills import (
     BILL_ITEM_CATEGORY,
     BILL_ITEM_CREDIT,
     BILL_ITEM_FREE_TIER,
     BILL_ITEM_OPTION,
     BILL_ITEM_WRITES,
-    FREE_TIER_PER_MONTH,
-    INCLUDED_WRITES_PER_SIM_DAY,
-    OPTION_FEE_PER_SIM_DAY,
-    READ_FEE_PER_REQUEST,
     SIM_SUMMARY_LIMIT,
-    WRITE_FEE_PER_REQUEST,
     BillItem,
     MonthBill,
-    Usage,
     billing_history_to_wire,
     day_charges,
     month_bill,
     month_is_closed,
+)
+from quotas.fees import (
+    FREE_TIER_PER_MONTH,
+    INCLUDED_WRITES_PER_SIM_DAY,
+    OPTION_FEE_PER_SIM_DAY,
+    READ_FEE_PER_REQUEST,
+    WRITE_FEE_PER_REQUEST,
+    Usage,
     round_up_to_cent,
     unavailability_credit,
 )

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from harvest.clock import EmulatorClock
 from harvest.storage.base import ACCOUNT_WIDE, UsageKind
 from harvest.storage.base import Usage as LedgerRow
-from quotas.fees import month_bill
+from quotas.bills import month_bill
 from quotas.ratelimit import RateSettings
 from quotas.service import QuotaService, fee_usages, unavailable_days
 

@@ -19,7 +19,7 @@ from harvest.settings import Settings
 from harvest.storage import SqliteStore
 from harvest.storage.base import RecordUsage, Usage, UsageKind
 from harvest.storage.sqlite import SCHEMA_VERSION
-from quotas.fees import month_bill
+from quotas.bills import month_bill
 from quotas.service import fee_usages
 from tests.conftest import AiohttpClient, Emulator
 
