@@ -245,12 +245,8 @@ class LeanConnection:
         """The client will send nothing more: close once answered; a request cut short goes
         to aiohttp, which answers it as it answers any request cut short."""
         self.ended = True
-        if self.busy:
-            return
-        if self.buffer:
-            self._hand_over()
-        else:
-            self.close()
+        if not self.busy:
+            self._hand_over_or_close()
 
     def lost(self) -> None:
         self._leave()
@@ -354,7 +350,13 @@ class LeanConnection:
         waited = self.loop.time() - self.last_answer
         if waited < self.path.keepalive_timeout:
             self.idle = self.loop.call_later(self.path.keepalive_timeout - waited, self._idle)
-        elif self.buffer:
+        else:
+            self._hand_over_or_close()
+
+    def _hand_over_or_close(self) -> None:
+        """A request begun and not served yet goes to aiohttp; with none, the connection is
+        closed."""
+        if self.buffer:
             self._hand_over()
         else:
             self.close()

@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS journal_usage (
 );
 """
 
-APPEND_ROW = "(NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_APPEND_ROW = "(NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #: Rows per statement of an append: one statement carries many rows, one step instead of one
 #: per row (0.87-0.96x ``executemany``'s CPU per row in batches of 150, ``python -m
 #: tests.bench.journal``, docs/benchmarks.md); a few fixed sizes keep the statements few and in
@@ -79,8 +79,9 @@ APPEND_ROW = "(NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #: ``executemany``: below 16 rows a multi-row statement costs more than it saves (a batch of
 #: one: ~9 against ~8 us).
 _APPEND_SIZES = (256, 64, 16)
-_APPEND = {n: "INSERT INTO journal VALUES " + ", ".join([APPEND_ROW] * n) for n in _APPEND_SIZES}
-_APPEND_ONE = f"INSERT INTO journal VALUES {APPEND_ROW}"
+_APPEND = {n: "INSERT INTO journal VALUES " + ", ".join([_APPEND_ROW] * n) for n in _APPEND_SIZES}
+#: One row: what ``executemany`` runs for the last rows (and tests.bench.journal's baseline).
+APPEND_ONE = f"INSERT INTO journal VALUES {_APPEND_ROW}"
 #: Journal tables of schema 5 gain the per-row usage (``MIGRATIONS[5]``).
 ADD_ROW_USAGE = """
 ALTER TABLE journal ADD COLUMN usage_day TEXT;
@@ -263,7 +264,7 @@ def append(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
             start += size
             left -= size
     if left:
-        db.executemany(_APPEND_ONE, rows[start:])
+        db.executemany(APPEND_ONE, rows[start:])
 
 
 def _append_rows(

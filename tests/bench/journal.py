@@ -45,7 +45,7 @@ Append = Callable[[sqlite3.Connection, list[tuple[Any, ...]]], None]
 
 
 def one_step_per_row(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    db.executemany(f"INSERT INTO journal VALUES {sqlite_journal.APPEND_ROW}", rows)
+    db.executemany(sqlite_journal.APPEND_ONE, rows)
 
 
 def open_file(path: Path) -> sqlite3.Connection:
