@@ -7,7 +7,9 @@ SIM's link (:mod:`harvest.links` says when):
 - a TCP connection (HTTP or raw) from a SIM whose link has a profile **when it connects** gets
   a :class:`ShapedStream`: each chunk it sends reaches the protocol after the uplink's delay,
   each write leaves after the downlink's, in order, and a close follows the last write. Any
-  other connection is handed to its protocol at once (``set_protocol``): no cost at all;
+  other connection is handed to its protocol at once (``set_protocol``): no cost at all (a
+  raw TCP connection that keeps its SIM online is told to release it when it is lost,
+  :class:`Holding`, rather than watched per chunk);
 - each UDP datagram is looked up as it comes and goes: a profiled SIM's datagram is delayed
   or lost (then never stored, or stored but never answered).
 
@@ -21,7 +23,7 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 from aiohttp import web
 
@@ -31,6 +33,17 @@ from harvest.metrics import Metrics
 from harvest.sessions import SessionTracker
 
 Factory = Callable[[], asyncio.BaseProtocol]
+
+
+@runtime_checkable
+class Holding(Protocol):
+    """A protocol that calls back when its connection is lost: an unshaped connection that
+    keeps its SIM online is handed to it outright, with no pass-through per chunk."""
+
+    def on_lost(self, release: Callable[[], None]) -> None:
+        """Call ``release()`` once, when the connection is lost."""
+
+
 Address = Any
 
 
@@ -172,6 +185,9 @@ class ShapedStream(asyncio.Protocol):
         if self.found is None:
             if self.held is None:
                 real.set_protocol(self.inner)  # nothing to watch: out of the way for good
+            elif isinstance(self.inner, Holding):
+                real.set_protocol(self.inner)  # it says when it is lost: out of the way too
+                self.inner.on_lost(self._release)
             self.inner.connection_made(real)
             return
         self.real = real
@@ -198,10 +214,14 @@ class ShapedStream(asyncio.Protocol):
         if not self.inner.eof_received() and self.real is not None:
             self.real.close()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _release(self) -> None:
+        """The connection is gone: its SIM's idle time starts."""
         if self.held is not None and self.shaper.sessions is not None:
             self.shaper.sessions.closed(self.held)
             self.held = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
         if self.outbound is not None:
             self.outbound.cancel()  # nowhere to send it any more
         if self.inbound is None:

@@ -114,6 +114,7 @@ class TcpConnection(asyncio.Protocol):
         #: Beam's first line, until it is read; then the IMSI it named, if any.
         self._entry: TcpFirstLine | None = None
         self.imsi: str | None = None
+        self._on_lost: list[Callable[[], None]] = []
 
     # --- asyncio callbacks --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -168,8 +169,15 @@ class TcpConnection(asyncio.Protocol):
             return
         self._start(data)
 
+    def on_lost(self, release: Callable[[], None]) -> None:
+        """Call ``release()`` when this connection is lost (gateway.shaping.Holding)."""
+        self._on_lost.append(release)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        releases, self._on_lost = self._on_lost, []
+        for release in releases:
+            release()
         if self._idle is not None:
             self._idle.cancel()
         self.server.connections.discard(self)
@@ -230,7 +238,8 @@ class TcpConnection(asyncio.Protocol):
             return
         if self._backlog:
             self._start(self._backlog.pop(0))
-        self._resume()
+        if self._paused:
+            self._resume()
 
     def _arm_idle_timer(self, timeout: float) -> None:
         if self._idle is not None:
