@@ -225,13 +225,20 @@ class DataEntry:
 
 
 def content_keys(content_type: str, content: str) -> tuple[str, ...]:
-    """Top-level keys of a stored content that is a JSON object; ``()`` for anything else."""
+    """Top-level keys of a stored content that is a JSON object; ``()`` for anything else,
+    including JSON stored as sent that does not parse (setting ``invalid_json``), however it
+    fails: too deep a nesting raises ``RecursionError``, not ``ValueError``."""
     if content_type != "application/json":
         return ()
     try:
         parsed = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ()
+    return json_keys(parsed)
+
+
+def json_keys(parsed: object) -> tuple[str, ...]:
+    """The top-level keys of a parsed JSON value: an object's, in order; ``()`` otherwise."""
     if isinstance(parsed, dict):
         return tuple(str(key) for key in parsed)
     return ()

@@ -90,9 +90,9 @@ class Accepted:
 #: What :meth:`IngestService.check` found of an upload that passed every check, in order: the
 #: SIM; its group; when it was checked (emulator clock: its entries' ``lastModifiedTime``); the
 #: content type and content as stored; the ``(time, content)`` of each entry it becomes (one, or
-#: a batch's elements, notes 2.3); the content's top-level keys when known without parsing
-#: (binary's stored form); the category; the quota reservation; the fault verdict. A plain
-#: tuple: one is made per write, and a NamedTuple costs 0.6 us more to build.
+#: a batch's elements, notes 2.3); the content's top-level keys (from the parse that checked a
+#: JSON body, or binary's stored form); the category; the quota reservation; the fault
+#: verdict. A plain tuple: one is made per write, and a NamedTuple costs 0.6 us more to build.
 Checked = tuple[
     Sim, Group, int, str, str, list[tuple[int, str]], tuple[str, ...] | None, str | None,
     Reservation, Verdict,
@@ -360,12 +360,11 @@ class IngestService(Reports):
             if content_type is None
             else decode_typed(body, content_type, strict_json=self.strict_json)
         )
-        keys: tuple[str, ...] | None = None  # known without parsing: binary's stored form
         if typed is None:
             content, keys = self._binary(body, sim, plan.parser)
             content_type = JSON
-        else:
-            content_type, content = typed
+        else:  # keys from the parse that checked the JSON: the writer need not parse it again
+            content_type, content, keys = typed
         now = self._clock.now_ms()
         if plan.options is None:
             raise HarvestError(errors.OPTION_REJECTED, plan.problem)

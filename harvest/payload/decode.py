@@ -8,7 +8,7 @@ import base64
 import json
 
 from harvest import errors
-from harvest.domain import Group
+from harvest.domain import Group, json_keys
 from harvest.errors import HarvestError
 
 JSON = "application/json"
@@ -20,13 +20,15 @@ _TEXT_TYPES = frozenset({"application/x-www-form-urlencoded", "application/xml"}
 
 def decode_typed(
     body: bytes, content_type: str | None, *, strict_json: bool = True
-) -> tuple[str, str] | None:
-    """The stored ``(contentType, content)`` of a typed payload, or ``None`` if it is binary.
+) -> tuple[str, str, tuple[str, ...]] | None:
+    """The stored ``(contentType, content, keys)`` of a typed payload, or ``None`` if it is
+    binary; ``keys`` are the content's top-level keys (``domain.content_keys``), taken from the
+    parse that checks the JSON, so the writer need not parse it again.
 
     JSON is kept as the JSON text (a string, not an object, spec A1); text as text. Everything
     else is binary, including every raw TCP/UDP payload (``content_type`` ``None``). A body sent
     as JSON that does not parse is refused (``400``), or with ``strict_json=False`` kept as its
-    text (binary if it is not UTF-8): the real service's answer is not documented.
+    text (binary if it is not UTF-8), with no keys: the real service's answer is not documented.
     """
     if content_type is not None:
         mime = content_type.partition(";")[0].strip().lower()
@@ -38,14 +40,15 @@ def decode_typed(
                     raise HarvestError(errors.INVALID_JSON) from None
                 return None
             try:
-                json.loads(text)
+                keys = json_keys(json.loads(text))
             except (ValueError, RecursionError):  # 1 KiB of "[" nests too deep to parse
                 if strict_json:
                     raise HarvestError(errors.INVALID_JSON) from None
-            return JSON, text
+                keys = ()
+            return JSON, text, keys
         if mime.startswith("text/") or mime in _TEXT_TYPES:
             try:
-                return mime, body.decode("utf-8")
+                return mime, body.decode("utf-8"), ()
             except UnicodeDecodeError:
                 pass
     return None

@@ -38,6 +38,15 @@ async def test_invalid_json_that_is_not_text_is_stored_as_binary(emulator: Emula
     assert await contents(emulator) == [("application/json", '{"payload":"//4="}')]
 
 
+@pytest.mark.settings(invalid_json="store")
+async def test_json_nested_too_deep_to_parse_is_stored_as_sent(emulator: Emulator) -> None:
+    # Too deep for Python's parser (RecursionError, not ValueError): stored as its text like
+    # any JSON that does not parse, not failed when the writer looks for its keys.
+    deep = "[" * 1000
+    assert (await emulator.device().send(deep, "application/json"))[0] == 201
+    assert await contents(emulator) == [("application/json", deep)]
+
+
 async def test_device_refusals_carry_a_json_body_by_default(emulator: Emulator) -> None:
     await harvest_off(emulator, await set_format(emulator, None))
     status, body = await emulator.device().send('{"a":1}')
