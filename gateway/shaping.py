@@ -23,7 +23,7 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 
@@ -35,10 +35,10 @@ from harvest.sessions import SessionTracker
 Factory = Callable[[], asyncio.BaseProtocol]
 
 
-@runtime_checkable
 class Holding(Protocol):
-    """A protocol that calls back when its connection is lost: an unshaped connection that
-    keeps its SIM online is handed to it outright, with no pass-through per chunk."""
+    """What the protocol of a connection that keeps its SIM online (``Shaper.stream(...,
+    holds=True)``) offers: a call back when the connection is lost, so an unshaped one is
+    handed to it outright, with no pass-through per chunk."""
 
     def on_lost(self, release: Callable[[], None]) -> None:
         """Call ``release()`` once, when the connection is lost."""
@@ -103,7 +103,8 @@ class Shaper:
     def stream(self, factory: Factory, *, holds: bool = False) -> Callable[[], asyncio.Protocol]:
         """A protocol factory for ``loop.create_server`` whose connections are shaped; with
         ``holds`` (the raw TCP listeners, where firmware keeps its connection) an open
-        connection also keeps its SIM online."""
+        connection also keeps its SIM online, and ``factory``'s protocols must be
+        :class:`Holding`."""
         return lambda: ShapedStream(self, cast(asyncio.Protocol, factory()), holds=holds)
 
     def datagram(self, endpoint: asyncio.DatagramProtocol) -> asyncio.DatagramProtocol:
@@ -183,11 +184,9 @@ class ShapedStream(asyncio.Protocol):
             sessions.opened(sim.imsi, str(peername[0]))
             self.held = sim.imsi
         if self.found is None:
-            if self.held is None:
-                real.set_protocol(self.inner)  # nothing to watch: out of the way for good
-            elif isinstance(self.inner, Holding):
-                real.set_protocol(self.inner)  # it says when it is lost: out of the way too
-                self.inner.on_lost(self._release)
+            real.set_protocol(self.inner)  # nothing to shape: out of the way for good
+            if self.held is not None:  # the protocol says when the connection is lost
+                cast(Holding, self.inner).on_lost(self._release)
             self.inner.connection_made(real)
             return
         self.real = real
@@ -196,19 +195,17 @@ class ShapedStream(asyncio.Protocol):
         self.outbound = _Timeline(loop, self.shaper.monotonic)
         self.inner.connection_made(cast(asyncio.Transport, ShapedTransport(self, real)))
 
+    # From here on the connection is shaped: any other one was handed to its protocol.
     def data_received(self, data: bytes) -> None:
-        if self.inbound is None:  # watched, not shaped
-            self.inner.data_received(data)
-            return
         assert self.found is not None
+        assert self.inbound is not None
         delay = self.shaper.plan(self.found, UP, len(data), reliable=True)
         self.inbound.push(delay or 0.0, lambda: self.inner.data_received(data))
 
     def eof_received(self) -> bool | None:
-        if self.inbound is not None:
-            self.inbound.push(0.0, self._eof)
-            return True  # keep the transport open until the protocol has seen the EOF
-        return self.inner.eof_received()
+        assert self.inbound is not None
+        self.inbound.push(0.0, self._eof)
+        return True  # keep the transport open until the protocol has seen the EOF
 
     def _eof(self) -> None:
         if not self.inner.eof_received() and self.real is not None:
@@ -221,12 +218,10 @@ class ShapedStream(asyncio.Protocol):
             self.held = None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        assert self.inbound is not None
+        assert self.outbound is not None
         self._release()
-        if self.outbound is not None:
-            self.outbound.cancel()  # nowhere to send it any more
-        if self.inbound is None:
-            self.inner.connection_lost(exc)
-            return
+        self.outbound.cancel()  # nowhere to send it any more
         self.inbound.hold(False)
         self.inbound.push(0.0, lambda: self.inner.connection_lost(exc))
 

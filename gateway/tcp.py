@@ -114,7 +114,7 @@ class TcpConnection(asyncio.Protocol):
         #: Beam's first line, until it is read; then the IMSI it named, if any.
         self._entry: TcpFirstLine | None = None
         self.imsi: str | None = None
-        self._on_lost: list[Callable[[], None]] = []
+        self._on_lost: Callable[[], None] | None = None
 
     # --- asyncio callbacks --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -170,13 +170,13 @@ class TcpConnection(asyncio.Protocol):
         self._start(data)
 
     def on_lost(self, release: Callable[[], None]) -> None:
-        """Call ``release()`` when this connection is lost (gateway.shaping.Holding)."""
-        self._on_lost.append(release)
+        """Call ``release()`` once, when this connection is lost (gateway.shaping.Holding)."""
+        self._on_lost = release
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
-        releases, self._on_lost = self._on_lost, []
-        for release in releases:
+        release, self._on_lost = self._on_lost, None
+        if release is not None:
             release()
         if self._idle is not None:
             self._idle.cancel()
